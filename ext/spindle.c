@@ -1,0 +1,358 @@
+/*
+ * Spindle's SAPI module: PHP's side of the contract in spindle.h.
+ *
+ * Every SAPI callback is a trampoline into the callback table that the Rust
+ * worker installs for its thread. The C here only translates between PHP's
+ * globals and plain pointer + length pairs; buffering, IPC and policy live in
+ * Rust (src/php, src/worker).
+ */
+#include "spindle.h"
+
+#include <main/php.h>
+#include <main/SAPI.h>
+#include <main/php_main.h>
+#include <main/php_output.h>
+#include <main/php_variables.h>
+#include <Zend/zend_exceptions.h>
+#include <Zend/zend_smart_str.h>
+#include <ext/standard/info.h>
+
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#ifndef SPINDLE_VERSION
+#define SPINDLE_VERSION "0.0.0"
+#endif
+
+/*
+ * Why "fpm-fcgi": PHP 8.2's OPcache enables itself only for a fixed list of
+ * SAPI names (ZendAccelerator.c, accel_find_sapi). Spindle plays FPM's role,
+ * so PHP_SAPI reports FPM's name: applications that special-case FPM (for
+ * example to call fastcgi_finish_request()) keep working, and none mistakes
+ * Spindle for the CLI or the built-in development server ("cli-server").
+ */
+static const char sapi_name[] = "fpm-fcgi";
+
+static __thread const spindle_callbacks *cb;
+static __thread const spindle_request *current;
+static char *startup_ini_entries;
+
+static size_t sapi_spindle_ub_write(const char *str, size_t len)
+{
+    if (cb && !cb->write(cb->ctx, str, len)) {
+        /* The client is gone: PHP marks the connection aborted and, unless
+         * ignore_user_abort() is set, ends the script (shutdown functions
+         * still run), exactly as under FPM. */
+        php_handle_aborted_connection();
+    }
+    return len;
+}
+
+static void sapi_spindle_flush(void *server_context)
+{
+    (void)server_context;
+    if (!cb || !current) {
+        return;
+    }
+    /*
+     * Drain php.ini's output_buffering buffer (Debian sets 4096), so that
+     * echo + flush() reaches the client even with it on: under FPM that
+     * flush() sends nothing, the classic SSE pitfall. Buffers the script
+     * opened itself with ob_start() are its own business and are left alone.
+     */
+    if (php_output_get_level() == 1 &&
+        php_output_handler_started(ZEND_STRL("default output handler"))) {
+        php_output_flush();
+    }
+    if (!SG(headers_sent)) {
+        sapi_send_headers();
+    }
+    if (!cb->flush(cb->ctx)) {
+        php_handle_aborted_connection();
+    }
+}
+
+static int sapi_spindle_header_handler(sapi_header_struct *header, sapi_header_op_enum op,
+                                       sapi_headers_struct *headers)
+{
+    /* PHP keeps the header list itself; Spindle reads it in send_headers. */
+    (void)header;
+    (void)op;
+    (void)headers;
+    return SAPI_HEADER_ADD;
+}
+
+static int sapi_spindle_send_headers(sapi_headers_struct *headers)
+{
+    if (!cb) {
+        return SAPI_HEADER_SENT_SUCCESSFULLY;
+    }
+    zend_llist_position pos;
+    sapi_header_struct *h = zend_llist_get_first_ex(&headers->headers, &pos);
+    while (h) {
+        cb->header(cb->ctx, h->header, h->header_len);
+        h = zend_llist_get_next_ex(&headers->headers, &pos);
+    }
+    cb->headers_done(cb->ctx, headers->http_response_code ? headers->http_response_code : 200);
+    return SAPI_HEADER_SENT_SUCCESSFULLY;
+}
+
+static size_t sapi_spindle_read_post(char *buf, size_t len)
+{
+    return cb ? cb->read_body(cb->ctx, buf, len) : 0;
+}
+
+static char *sapi_spindle_read_cookies(void)
+{
+    /* PHP copies the string before parsing it. */
+    return current ? (char *)current->cookie.ptr : NULL;
+}
+
+static void sapi_spindle_register_variables(zval *track_vars_array)
+{
+    if (!current) {
+        return;
+    }
+    for (size_t i = 0; i < current->server_vars_len; i++) {
+        const spindle_kv *kv = &current->server_vars[i];
+        php_register_variable_safe(kv->key.ptr, kv->value.ptr, kv->value.len, track_vars_array);
+    }
+}
+
+static void sapi_spindle_log_message(const char *msg, int syslog_level)
+{
+    if (cb) {
+        cb->log(cb->ctx, msg, strlen(msg), syslog_level);
+    } else {
+        /* Module startup, before any worker exists: stderr is the log. */
+        fprintf(stderr, "php: %s\n", msg);
+    }
+}
+
+static zend_result sapi_spindle_get_request_time(double *request_time)
+{
+    if (!current) {
+        return FAILURE;
+    }
+    *request_time = current->request_time;
+    return SUCCESS;
+}
+
+static char *sapi_spindle_getenv(const char *name, size_t name_len)
+{
+    /* As under FPM, getenv() sees the request's variables first; PHP falls
+     * back to the process environment when this returns NULL. */
+    if (!current) {
+        return NULL;
+    }
+    for (size_t i = 0; i < current->server_vars_len; i++) {
+        const spindle_kv *kv = &current->server_vars[i];
+        if (kv->key.len == name_len && memcmp(kv->key.ptr, name, name_len) == 0) {
+            return (char *)kv->value.ptr;
+        }
+    }
+    return NULL;
+}
+
+static int sapi_spindle_startup(sapi_module_struct *module)
+{
+    return php_module_startup(module, NULL);
+}
+
+static int sapi_spindle_activate(void)
+{
+    return SUCCESS;
+}
+
+static int sapi_spindle_deactivate(void)
+{
+    return SUCCESS;
+}
+
+/* ---- PHP functions: tokio_* ---- */
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_tokio_request_heartbeat, 0, 0, _IS_BOOL, 0)
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, time, IS_LONG, 0, "10")
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_tokio_finish_request, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_tokio_int, 0, 0, IS_LONG, 0)
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_tokio_server_info, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
+PHP_FUNCTION(tokio_request_heartbeat)
+{
+    zend_long secs = 10;
+    ZEND_PARSE_PARAMETERS_START(0, 1)
+    Z_PARAM_OPTIONAL
+    Z_PARAM_LONG(secs)
+    ZEND_PARSE_PARAMETERS_END();
+    RETURN_BOOL(cb && secs > 0 && cb->heartbeat(cb->ctx, (int64_t)secs));
+}
+
+PHP_FUNCTION(tokio_finish_request)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    if (!cb) {
+        RETURN_FALSE;
+    }
+    /* As FPM's fastcgi_finish_request(): end every output buffer so their
+     * content reaches the client, send the headers, then close the response.
+     * Later output is discarded. */
+    php_output_end_all();
+    if (!SG(headers_sent)) {
+        sapi_send_headers();
+    }
+    RETURN_BOOL(cb->finish_request(cb->ctx));
+}
+
+PHP_FUNCTION(tokio_request_id)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    RETURN_LONG(cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+}
+
+PHP_FUNCTION(tokio_worker_id)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    RETURN_LONG(cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+}
+
+PHP_FUNCTION(tokio_server_info)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    array_init(return_value);
+    add_assoc_string(return_value, "server", "Spindle");
+    add_assoc_string(return_value, "version", SPINDLE_VERSION);
+    add_assoc_string(return_value, "sapi", (char *)sapi_name);
+    add_assoc_long(return_value, "worker_id", cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+    add_assoc_long(return_value, "worker_pid", (zend_long)getpid());
+    add_assoc_long(return_value, "request_id", cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+}
+
+static const zend_function_entry spindle_functions[] = {
+    ZEND_FE(tokio_request_heartbeat, arginfo_tokio_request_heartbeat)
+    ZEND_FE(tokio_finish_request, arginfo_tokio_finish_request)
+    ZEND_NAMED_FE(fastcgi_finish_request, ZEND_FN(tokio_finish_request), arginfo_tokio_finish_request)
+    ZEND_FE(tokio_request_id, arginfo_tokio_int)
+    ZEND_FE(tokio_worker_id, arginfo_tokio_int)
+    ZEND_FE(tokio_server_info, arginfo_tokio_server_info)
+    ZEND_FE_END
+};
+
+static sapi_module_struct spindle_sapi_module = {
+    (char *)sapi_name,                /* name: see sapi_name above */
+    "Spindle",                        /* pretty_name, shown by phpinfo() */
+    sapi_spindle_startup,             /* startup: php_module_startup */
+    php_module_shutdown_wrapper,      /* shutdown */
+    sapi_spindle_activate,            /* activate: per-request state lives in Rust */
+    sapi_spindle_deactivate,          /* deactivate */
+    sapi_spindle_ub_write,            /* ub_write: output -> Rust buffer */
+    sapi_spindle_flush,               /* flush: flush() -> client, now */
+    NULL,                             /* get_stat: PHP stats the script itself */
+    sapi_spindle_getenv,              /* getenv: request variables first */
+    php_error,                        /* sapi_error */
+    sapi_spindle_header_handler,      /* header_handler: PHP keeps the list */
+    sapi_spindle_send_headers,        /* send_headers: status + list -> Rust */
+    NULL,                             /* send_header: unused, send_headers does all */
+    sapi_spindle_read_post,           /* read_post: request body (memfd or inline) */
+    sapi_spindle_read_cookies,        /* read_cookies: the Cookie header */
+    sapi_spindle_register_variables,  /* register_server_variables: $_SERVER */
+    sapi_spindle_log_message,         /* log_message: error_log() -> server log */
+    sapi_spindle_get_request_time,    /* get_request_time: when the master got it */
+    NULL,                             /* terminate_process */
+    STANDARD_SAPI_MODULE_PROPERTIES
+};
+
+int spindle_php_startup(const char *ini_path, const char *ini_entries)
+{
+#ifdef ZEND_SIGNALS
+    zend_signal_startup();
+#endif
+    sapi_startup(&spindle_sapi_module);
+    spindle_sapi_module.php_ini_ignore_cwd = 1;
+    if (ini_path) {
+        spindle_sapi_module.php_ini_path_override = strdup(ini_path);
+    }
+    if (ini_entries && *ini_entries) {
+        /* Must outlive module startup; freed in spindle_php_shutdown. */
+        startup_ini_entries = strdup(ini_entries);
+        spindle_sapi_module.ini_entries = startup_ini_entries;
+    }
+    spindle_sapi_module.additional_functions = spindle_functions;
+    if (spindle_sapi_module.startup(&spindle_sapi_module) == FAILURE) {
+        return -1;
+    }
+    return 0;
+}
+
+void spindle_php_shutdown(void)
+{
+    php_module_shutdown();
+    sapi_shutdown();
+    free(startup_ini_entries);
+    startup_ini_entries = NULL;
+}
+
+void spindle_set_callbacks(const spindle_callbacks *callbacks)
+{
+    cb = callbacks;
+}
+
+const char *spindle_sapi_name(void)
+{
+    return sapi_name;
+}
+
+int spindle_execute(const spindle_request *req)
+{
+    int result = 0;
+
+    current = req;
+    SG(server_context) = (void *)req;
+    SG(request_info).request_method = req->method.ptr;
+    SG(request_info).request_uri = (char *)req->request_uri.ptr;
+    SG(request_info).query_string = (char *)req->query_string.ptr;
+    SG(request_info).path_translated = (char *)req->script_filename.ptr;
+    SG(request_info).content_type = req->content_type.ptr;
+    SG(request_info).content_length = req->content_length;
+    SG(request_info).proto_num = 1001;
+    SG(request_info).auth_user = NULL;
+    SG(request_info).auth_password = NULL;
+    SG(request_info).auth_digest = NULL;
+    SG(sapi_headers).http_response_code = 200;
+    if (req->authorization.ptr) {
+        /* Fills PHP_AUTH_USER / PHP_AUTH_PW / PHP_AUTH_DIGEST. */
+        php_handle_auth_data(req->authorization.ptr);
+    }
+
+    if (php_request_startup() == FAILURE) {
+        SG(server_context) = NULL;
+        current = NULL;
+        return SPINDLE_EXEC_STARTUP_FAILED;
+    }
+    EG(exit_status) = 0;
+
+    zend_file_handle file;
+    zend_stream_init_filename(&file, req->script_filename.ptr);
+    php_execute_script(&file);
+    zend_destroy_file_handle(&file);
+    if (EG(exit_status) == 255) {
+        result |= SPINDLE_EXEC_FATAL;
+    }
+
+    /* Runs shutdown functions and ends the output buffers: output continues. */
+    php_request_shutdown(NULL);
+    if (EG(exit_status) == 255) {
+        result |= SPINDLE_EXEC_FATAL;
+    }
+
+    SG(server_context) = NULL;
+    current = NULL;
+    return result;
+}

@@ -1,0 +1,348 @@
+//! Command line and settings.
+//!
+//! Two phases, as ripgrep does it: [`ServeArgs`] is what the user wrote
+//! (clap parses and type-checks it), [`Settings`] is what the server runs with
+//! (canonical paths, resolved defaults), produced by [`ServeArgs::resolve`],
+//! which checks everything that can be checked before anything starts.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Debian's php.ini for the embed SAPI, read by default when it exists.
+pub const DEFAULT_PHP_INI: &str = "/etc/php/8.2/embed/php.ini";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spindle",
+    version,
+    about = "A PHP application server with streaming flush()"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a directory of PHP files and static assets over HTTP/1.1.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Document root: the directory whose .php files run and whose other
+    /// files are served as static files.
+    pub docroot: PathBuf,
+
+    /// Where to listen: ADDR:PORT (IPv4 or [IPv6]) or unix:/path/to.sock.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SPINDLE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: Listen,
+
+    /// Number of PHP worker processes [default: number of CPUs].
+    #[arg(long, value_name = "N", env = "SPINDLE_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Set a php.ini entry, as the php CLI's -d (repeatable).
+    #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
+    pub define: Vec<(String, String)>,
+
+    /// php.ini to read instead of Debian's embed php.ini
+    /// (/etc/php/8.2/embed/php.ini; its conf.d is scanned either way).
+    #[arg(long, value_name = "FILE", env = "SPINDLE_PHP_INI")]
+    pub php_ini: Option<PathBuf>,
+
+    /// Run this script (relative to the document root) for every path that is
+    /// not an existing file, as Laravel and Symfony expect.
+    #[arg(long, value_name = "SCRIPT", env = "SPINDLE_FRONT_CONTROLLER")]
+    pub front_controller: Option<PathBuf>,
+
+    /// Largest request body accepted; larger ones get 413 and never reach PHP.
+    /// Suffixes K, M, G (powers of 1024).
+    #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_BODY_SIZE", default_value = "64M", value_parser = parse_size)]
+    pub max_body_size: u64,
+
+    /// Largest request head (request line and headers); larger ones get 431.
+    #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_HEADER_SIZE", default_value = "64K", value_parser = parse_size)]
+    pub max_header_size: u64,
+
+    /// Seconds a PHP request may run before it is ended (504 if nothing was
+    /// sent yet); tokio_request_heartbeat() extends it. 0 disables.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_REQUEST_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub request_timeout: u64,
+
+    /// Largest extension one tokio_request_heartbeat() call may ask for.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_MAX_HEARTBEAT",
+        default_value_t = 300
+    )]
+    pub max_heartbeat: u64,
+
+    /// Requests that may wait for a busy worker; beyond that, 503.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SPINDLE_QUEUE_SIZE",
+        default_value_t = 1024
+    )]
+    pub queue_size: usize,
+}
+
+/// A listen address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, as in unix:/run/spindle.sock".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
+            format!("'{s}' is not ADDR:PORT (127.0.0.1:8080, [::1]:8080) or unix:/path/to.sock")
+        })
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "http://{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+fn parse_define(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').unwrap_or((s, "1"));
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("'{s}' is not KEY=VALUE"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `64M`, `512K`, `1G` or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{s}': the size suffix must be K, M or G")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size such as 65536, 512K or 64M"))
+}
+
+/// A setting that cannot be used; names the option and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    option: &'static str,
+    detail: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.option, self.detail)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(option: &'static str, detail: impl Into<String>) -> ConfigError {
+    ConfigError {
+        option,
+        detail: detail.into(),
+    }
+}
+
+/// What the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Canonical, absolute.
+    pub docroot: PathBuf,
+    pub listen: Listen,
+    pub workers: usize,
+    pub php: PhpSettings,
+    pub front_controller: Option<FrontController>,
+    pub max_body_size: u64,
+    pub max_header_size: usize,
+    pub request_timeout: Option<Duration>,
+    pub max_heartbeat: u32,
+    pub queue_size: usize,
+}
+
+/// How PHP's module layer starts.
+#[derive(Debug, Clone)]
+pub struct PhpSettings {
+    pub ini_path: Option<PathBuf>,
+    pub defines: Vec<(String, String)>,
+}
+
+/// The script that answers every path that is not a file.
+#[derive(Debug, Clone)]
+pub struct FrontController {
+    /// Absolute path of the script.
+    pub filename: PathBuf,
+    /// Its URL path, as SCRIPT_NAME: `/index.php`.
+    pub script_name: String,
+}
+
+impl ServeArgs {
+    /// Checks and resolves the arguments.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let docroot = self
+            .docroot
+            .canonicalize()
+            .map_err(|e| bad("document root", format!("{}: {e}", self.docroot.display())))?;
+        if !docroot.is_dir() {
+            return Err(bad(
+                "document root",
+                format!("{} is not a directory", docroot.display()),
+            ));
+        }
+        let workers = match self.workers {
+            Some(0) => return Err(bad("--workers", "must be at least 1")),
+            Some(n) if n > 1024 => return Err(bad("--workers", format!("{n} is more than 1024"))),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let ini_path = match &self.php_ini {
+            Some(p) if !p.is_file() => {
+                return Err(bad("--php-ini", format!("{}: no such file", p.display())))
+            }
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file()),
+        };
+        let front_controller = match &self.front_controller {
+            None => None,
+            Some(rel) => Some(resolve_front_controller(&docroot, rel)?),
+        };
+        if self.max_header_size < 8192 {
+            return Err(bad("--max-header-size", "must be at least 8K"));
+        }
+        if self.queue_size == 0 {
+            return Err(bad("--queue-size", "must be at least 1"));
+        }
+        let max_heartbeat =
+            u32::try_from(self.max_heartbeat).map_err(|_| bad("--max-heartbeat", "too large"))?;
+        Ok(Settings {
+            docroot,
+            listen: self.listen.clone(),
+            workers,
+            php: PhpSettings {
+                ini_path,
+                defines: self.define.clone(),
+            },
+            front_controller,
+            max_body_size: self.max_body_size,
+            max_header_size: self.max_header_size.min(1 << 30) as usize,
+            request_timeout: (self.request_timeout > 0)
+                .then(|| Duration::from_secs(self.request_timeout)),
+            max_heartbeat,
+            queue_size: self.queue_size,
+        })
+    }
+}
+
+fn resolve_front_controller(docroot: &Path, rel: &Path) -> Result<FrontController, ConfigError> {
+    let rel_str = rel.to_string_lossy();
+    let trimmed = rel_str.trim_start_matches('/');
+    let filename = docroot.join(trimmed).canonicalize().map_err(|e| {
+        bad(
+            "--front-controller",
+            format!("{}: {e}", docroot.join(trimmed).display()),
+        )
+    })?;
+    if !filename.starts_with(docroot) || !filename.is_file() {
+        return Err(bad(
+            "--front-controller",
+            format!("{rel_str} must be a file inside the document root"),
+        ));
+    }
+    let script_name = format!(
+        "/{}",
+        filename
+            .strip_prefix(docroot)
+            .expect("checked above")
+            .to_string_lossy()
+    );
+    Ok(FrontController {
+        filename,
+        script_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            "127.0.0.1:80".parse::<Listen>(),
+            Ok(Listen::Tcp("127.0.0.1:80".parse().unwrap()))
+        );
+        assert_eq!(
+            "[::1]:8080".parse::<Listen>(),
+            Ok(Listen::Tcp("[::1]:8080".parse().unwrap()))
+        );
+        assert_eq!(
+            "unix:/run/s.sock".parse::<Listen>(),
+            Ok(Listen::Unix("/run/s.sock".into()))
+        );
+        assert!("localhost".parse::<Listen>().is_err());
+        assert!("unix:".parse::<Listen>().is_err());
+    }
+
+    #[test]
+    fn defines() {
+        assert_eq!(parse_define("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(
+            parse_define("display_errors"),
+            Ok(("display_errors".into(), "1".into()))
+        );
+        assert!(parse_define("=x").is_err());
+    }
+}

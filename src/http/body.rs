@@ -1,0 +1,98 @@
+//! The response body type every route returns.
+//!
+//! One enum instead of a boxed body: a PHP response that finished in one
+//! message is `Full` (hyper sends Content-Length), a streamed one is fed by
+//! the request's bounded mpsc channel (hyper sends chunked encoding and the
+//! channel's capacity is the backpressure), a large static file streams from
+//! disk.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_util::io::ReaderStream;
+
+/// A chunk of a streamed response, or the error that cuts the stream.
+pub type Chunk = Result<Bytes, io::Error>;
+
+#[derive(Debug)]
+pub enum Body {
+    Empty,
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Chunk>),
+    File(ReaderStream<tokio::fs::File>),
+}
+
+impl Body {
+    pub fn full(b: impl Into<Bytes>) -> Body {
+        let b = b.into();
+        if b.is_empty() {
+            Body::Empty
+        } else {
+            Body::Full(Some(b))
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
+            Body::File(s) => Pin::new(s)
+                .poll_next(cx)
+                .map(|c| c.map(|c| c.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(b) => b.is_none(),
+            _ => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A plain-text response for errors and redirects the server itself makes.
+pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
+    let mut r = Response::new(Body::full(format!("{msg}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `text()` with the status's own reason as the message.
+pub fn status(status: StatusCode) -> Response<Body> {
+    text(
+        status,
+        &format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}

@@ -1,0 +1,273 @@
+//! Maps a request path to a script, a static file, a redirect or nothing.
+//!
+//! Never serves anything outside the document root: the path is decoded once,
+//! `..` segments and dotfiles are refused before the file system is touched,
+//! and the file finally chosen is canonicalized (resolving symlinks) and must
+//! still lie inside the (canonical) root.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::percent_decode_str;
+
+use crate::config::FrontController;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Script(Script),
+    Static(PathBuf),
+    /// A directory asked for without its trailing slash: the location to send.
+    Redirect(String),
+    NotFound,
+    /// A path that cannot name a file (NUL byte, not absolute).
+    BadRequest,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Script {
+    /// Absolute, canonical path of the script.
+    pub filename: PathBuf,
+    /// The script's URL path (SCRIPT_NAME), decoded.
+    pub script_name: Vec<u8>,
+    /// What follows the script in the URL (PATH_INFO), decoded.
+    pub path_info: Option<Vec<u8>>,
+}
+
+const INDEX_FILES: [&str; 2] = ["index.php", "index.html"];
+
+/// Resolves `raw_path` (as received, percent-encoded) under `root`, which
+/// must be canonical.
+pub fn resolve(
+    root: &Path,
+    raw_path: &str,
+    query: Option<&str>,
+    front: Option<&FrontController>,
+) -> Route {
+    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    if !decoded.starts_with(b"/") || decoded.contains(&0) {
+        return Route::BadRequest;
+    }
+    let segments: Vec<&[u8]> = decoded
+        .split(|&b| b == b'/')
+        .filter(|s| !s.is_empty() && *s != b".")
+        .collect();
+    for s in &segments {
+        // `..` never climbs: refused outright, not normalized. Dotfiles
+        // (.env, .git, .htaccess) are never served; .well-known is the one
+        // public dot-directory (ACME, security.txt).
+        if *s == b".." || (s.starts_with(b".") && *s != b".well-known") {
+            return Route::NotFound;
+        }
+    }
+
+    let fallback = || match front {
+        Some(fc) => Route::Script(Script {
+            filename: fc.filename.clone(),
+            script_name: fc.script_name.as_bytes().to_vec(),
+            path_info: Some(decoded.clone()),
+        }),
+        None => Route::NotFound,
+    };
+
+    let mut path = root.to_path_buf();
+    for (i, seg) in segments.iter().enumerate() {
+        path.push(OsStr::from_bytes(seg));
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return fallback();
+        };
+        if meta.is_dir() {
+            continue;
+        }
+        if !meta.is_file() {
+            return Route::NotFound;
+        }
+        if is_php(seg) {
+            let Some(filename) = inside(root, &path) else {
+                return Route::NotFound;
+            };
+            let mut script_name = Vec::new();
+            for s in &segments[..=i] {
+                script_name.push(b'/');
+                script_name.extend_from_slice(s);
+            }
+            let path_info = (i + 1 < segments.len()).then(|| {
+                let mut p = Vec::new();
+                for s in &segments[i + 1..] {
+                    p.push(b'/');
+                    p.extend_from_slice(s);
+                }
+                if decoded.ends_with(b"/") {
+                    p.push(b'/');
+                }
+                p
+            });
+            return Route::Script(Script {
+                filename,
+                script_name,
+                path_info,
+            });
+        }
+        if i + 1 == segments.len() {
+            return match inside(root, &path) {
+                Some(p) => Route::Static(p),
+                None => Route::NotFound,
+            };
+        }
+        // A file used as a directory (/style.css/x).
+        return fallback();
+    }
+
+    // A directory, the root included.
+    if inside(root, &path).is_none() {
+        return Route::NotFound;
+    }
+    if !decoded.ends_with(b"/") {
+        let mut loc = format!("{raw_path}/");
+        if let Some(q) = query {
+            loc.push('?');
+            loc.push_str(q);
+        }
+        return Route::Redirect(loc);
+    }
+    for index in INDEX_FILES {
+        let candidate = path.join(index);
+        if candidate.is_file() {
+            let Some(filename) = inside(root, &candidate) else {
+                return Route::NotFound;
+            };
+            if index.ends_with(".php") {
+                let mut script_name = decoded.clone();
+                script_name.extend_from_slice(index.as_bytes());
+                return Route::Script(Script {
+                    filename,
+                    script_name,
+                    path_info: None,
+                });
+            }
+            return Route::Static(filename);
+        }
+    }
+    fallback()
+}
+
+fn is_php(name: &[u8]) -> bool {
+    name.len() > 4 && name.ends_with(b".php")
+}
+
+/// The canonical form of `path` if it lies inside `root` (symlinks followed).
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let real = path.canonicalize().ok()?;
+    real.starts_with(root).then_some(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn tree() -> (tempdir::Dir, PathBuf) {
+        let d = tempdir::Dir::new();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        fs::create_dir_all(root.join("static")).unwrap();
+        fs::write(root.join("index.php"), "<?php").unwrap();
+        fs::write(root.join("app.php"), "<?php").unwrap();
+        fs::write(root.join("sub/index.html"), "hi").unwrap();
+        fs::write(root.join("static/a.css"), "a{}").unwrap();
+        fs::write(root.join(".env"), "SECRET=1").unwrap();
+        fs::write(d.path().join("outside.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(d.path().join("outside.txt"), root.join("leak.txt")).unwrap();
+        let root = root.canonicalize().unwrap();
+        (d, root)
+    }
+
+    mod tempdir {
+        use std::path::{Path, PathBuf};
+        pub struct Dir(PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "spindle-route-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_static_and_index() {
+        let (_d, root) = tree();
+        assert!(
+            matches!(resolve(&root, "/", None, None), Route::Script(s) if s.script_name == b"/index.php")
+        );
+        assert!(
+            matches!(resolve(&root, "/app.php", None, None), Route::Script(s) if s.path_info.is_none())
+        );
+        assert!(matches!(resolve(&root, "/app.php/a/b", None, None),
+            Route::Script(s) if s.script_name == b"/app.php" && s.path_info.as_deref() == Some(&b"/a/b"[..])));
+        assert_eq!(
+            resolve(&root, "/sub/", None, None),
+            Route::Static(root.join("sub/index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "/sub", Some("x=1"), None),
+            Route::Redirect("/sub/?x=1".into())
+        );
+        assert_eq!(
+            resolve(&root, "/static/a.css", None, None),
+            Route::Static(root.join("static/a.css"))
+        );
+        assert_eq!(resolve(&root, "/static/", None, None), Route::NotFound);
+        assert_eq!(resolve(&root, "/missing", None, None), Route::NotFound);
+    }
+
+    #[test]
+    fn never_leaves_the_root() {
+        let (_d, root) = tree();
+        for p in [
+            "/../outside.txt",
+            "/%2e%2e/outside.txt",
+            "/sub/%2E%2E/%2e%2e/outside.txt",
+            "/sub/../../outside.txt",
+        ] {
+            assert_eq!(resolve(&root, p, None, None), Route::NotFound, "{p}");
+        }
+        assert_eq!(resolve(&root, "/leak.txt", None, None), Route::NotFound);
+        assert_eq!(resolve(&root, "/.env", None, None), Route::NotFound);
+        assert_eq!(resolve(&root, "/%2eenv", None, None), Route::NotFound);
+        assert_eq!(resolve(&root, "/a%00.php", None, None), Route::BadRequest);
+    }
+
+    #[test]
+    fn front_controller_takes_what_is_not_a_file() {
+        let (_d, root) = tree();
+        let fc = FrontController {
+            filename: root.join("index.php"),
+            script_name: "/index.php".into(),
+        };
+        assert!(matches!(resolve(&root, "/blog/42", None, Some(&fc)),
+            Route::Script(s) if s.script_name == b"/index.php" && s.path_info.as_deref() == Some(&b"/blog/42"[..])));
+        assert_eq!(
+            resolve(&root, "/static/a.css", None, Some(&fc)),
+            Route::Static(root.join("static/a.css"))
+        );
+        assert!(
+            matches!(resolve(&root, "/app.php", None, Some(&fc)), Route::Script(s) if s.script_name == b"/app.php")
+        );
+        assert_eq!(resolve(&root, "/.env", None, Some(&fc)), Route::NotFound);
+    }
+}

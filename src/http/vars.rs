@@ -1,0 +1,235 @@
+//! The CGI/1.1 variables PHP gets in `$_SERVER`, encoded straight into the
+//! worker's request message.
+
+use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
+
+use http::request::Parts;
+use http::{header, Version};
+
+use super::route::Script;
+use crate::config::Settings;
+use crate::ipc::{self, Encoder};
+
+/// The connection a request came in on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client; `None` on a Unix socket.
+    pub peer: Option<SocketAddr>,
+    /// Our side; `None` on a Unix socket.
+    pub local: Option<SocketAddr>,
+}
+
+/// The request body as it will reach the worker.
+#[derive(Debug)]
+pub enum BodyPlacement<'a> {
+    None,
+    Inline(&'a [u8]),
+    /// Spooled to a memfd of this many bytes, sent along with the message.
+    Fd(u64),
+}
+
+/// Everything the worker needs to run `script` for this request.
+pub struct RequestMessage<'a> {
+    pub id: u64,
+    pub parts: &'a Parts,
+    pub script: &'a Script,
+    pub conn: &'a ConnInfo,
+    pub settings: &'a Settings,
+    pub body: BodyPlacement<'a>,
+    pub request_time: f64,
+}
+
+impl RequestMessage<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let p = self.parts;
+        let mut e = Encoder::with_capacity(1024);
+        let (flags, content_length, inline) = match self.body {
+            BodyPlacement::None => (0, -1, None),
+            BodyPlacement::Inline(b) => (ipc::REQ_BODY_INLINE, b.len() as i64, Some(b)),
+            BodyPlacement::Fd(n) => (ipc::REQ_BODY_FD, n as i64, None),
+        };
+        let uri = p.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let query = p.uri.query().unwrap_or("");
+        let filename = self.script.filename.as_os_str().as_bytes();
+        let content_type = p.headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+        let authorization = p.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let cookie = joined(p, header::COOKIE, b"; ");
+        e.u8(ipc::MSG_REQUEST)
+            .u8(flags)
+            .u64(self.id)
+            .f64(self.request_time)
+            .i64(content_length)
+            .u32(if self.settings.request_timeout.is_some() {
+                self.settings.max_heartbeat
+            } else {
+                0
+            })
+            .str(p.method.as_str().as_bytes())
+            .str(uri.as_bytes())
+            .str(query.as_bytes())
+            .str(filename)
+            .opt_str(content_type)
+            .opt_str(cookie.as_deref())
+            .opt_str(authorization);
+
+        let count_at = e.len();
+        e.u32(0);
+        let mut n = 0u32;
+        let mut var = |e: &mut Encoder, k: &[u8], v: &[u8]| {
+            e.str(k).str(v);
+            n += 1;
+        };
+
+        // HTTP_* for every request header, as FPM gets them from nginx.
+        let mut name_buf = Vec::with_capacity(64);
+        for name in p.headers.keys() {
+            if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
+                continue; // CONTENT_TYPE / CONTENT_LENGTH below
+            }
+            // httpoxy (CVE-2016-5385): a client's "Proxy:" header must not
+            // become HTTP_PROXY, which HTTP libraries read as their proxy.
+            if name.as_str() == "proxy" {
+                continue;
+            }
+            name_buf.clear();
+            name_buf.extend_from_slice(b"HTTP_");
+            name_buf.extend(name.as_str().bytes().map(|b| match b {
+                b'-' => b'_',
+                b => b.to_ascii_uppercase(),
+            }));
+            let sep: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
+            let value = joined(p, name.clone(), sep).unwrap_or_default();
+            var(&mut e, &name_buf, &value);
+        }
+
+        if let Some(ct) = content_type {
+            var(&mut e, b"CONTENT_TYPE", ct);
+        }
+        if content_length >= 0 {
+            var(
+                &mut e,
+                b"CONTENT_LENGTH",
+                content_length.to_string().as_bytes(),
+            );
+        }
+        let docroot = self.settings.docroot.as_os_str().as_bytes();
+        var(&mut e, b"DOCUMENT_ROOT", docroot);
+        var(&mut e, b"SCRIPT_FILENAME", filename);
+        var(&mut e, b"SCRIPT_NAME", &self.script.script_name);
+        let mut php_self = self.script.script_name.clone();
+        if let Some(pi) = &self.script.path_info {
+            var(&mut e, b"PATH_INFO", pi);
+            let mut translated = docroot.to_vec();
+            translated.extend_from_slice(pi);
+            var(&mut e, b"PATH_TRANSLATED", &translated);
+            php_self.extend_from_slice(pi);
+        }
+        var(&mut e, b"PHP_SELF", &php_self);
+        var(&mut e, b"REQUEST_URI", uri.as_bytes());
+        var(&mut e, b"QUERY_STRING", query.as_bytes());
+        var(&mut e, b"REQUEST_METHOD", p.method.as_str().as_bytes());
+        var(&mut e, b"REQUEST_SCHEME", b"http");
+        let protocol: &[u8] = match p.version {
+            Version::HTTP_10 => b"HTTP/1.0",
+            _ => b"HTTP/1.1",
+        };
+        var(&mut e, b"SERVER_PROTOCOL", protocol);
+        var(&mut e, b"GATEWAY_INTERFACE", b"CGI/1.1");
+        var(
+            &mut e,
+            b"SERVER_SOFTWARE",
+            crate::SERVER_SOFTWARE.as_bytes(),
+        );
+        let host = p.headers.get(header::HOST).map(|h| h.as_bytes());
+        let (server_name, host_port) = split_host(host);
+        let local = self.conn.local;
+        let server_name_owned;
+        let server_name = match server_name {
+            Some(n) => n,
+            None => {
+                server_name_owned =
+                    local.map_or_else(|| "localhost".to_string(), |a| a.ip().to_string());
+                server_name_owned.as_bytes()
+            }
+        };
+        var(&mut e, b"SERVER_NAME", server_name);
+        let port = match (local, host_port) {
+            (Some(a), _) => a.port().to_string(),
+            (None, Some(p)) => String::from_utf8_lossy(p).into_owned(),
+            (None, None) => "80".to_string(),
+        };
+        var(&mut e, b"SERVER_PORT", port.as_bytes());
+        if let Some(a) = local {
+            var(&mut e, b"SERVER_ADDR", a.ip().to_string().as_bytes());
+        }
+        match self.conn.peer {
+            Some(a) => {
+                var(&mut e, b"REMOTE_ADDR", a.ip().to_string().as_bytes());
+                var(&mut e, b"REMOTE_PORT", a.port().to_string().as_bytes());
+            }
+            None => var(&mut e, b"REMOTE_ADDR", b""),
+        }
+        var(&mut e, b"REDIRECT_STATUS", b"200");
+
+        let count = n;
+        e.as_mut_slice()[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+        if let Some(b) = inline {
+            e.raw(b);
+        }
+        e.into_vec()
+    }
+}
+
+/// All values of header `name`, joined with `sep`.
+fn joined(p: &Parts, name: header::HeaderName, sep: &[u8]) -> Option<Vec<u8>> {
+    let mut it = p.headers.get_all(name).iter();
+    let first = it.next()?;
+    let mut v = first.as_bytes().to_vec();
+    for more in it {
+        v.extend_from_slice(sep);
+        v.extend_from_slice(more.as_bytes());
+    }
+    Some(v)
+}
+
+/// `example.com:8080` -> (`example.com`, `8080`); `[::1]:80` -> (`[::1]`, `80`).
+fn split_host(host: Option<&[u8]>) -> (Option<&[u8]>, Option<&[u8]>) {
+    let Some(h) = host.filter(|h| !h.is_empty()) else {
+        return (None, None);
+    };
+    let colon = if h.starts_with(b"[") {
+        h.iter()
+            .position(|&b| b == b']')
+            .and_then(|end| (h.get(end + 1) == Some(&b':')).then_some(end + 1))
+    } else {
+        h.iter().rposition(|&b| b == b':')
+    };
+    match colon {
+        Some(i) => (Some(&h[..i]), Some(&h[i + 1..])),
+        None => (Some(h), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            split_host(Some(b"example.com:8080")),
+            (Some(&b"example.com"[..]), Some(&b"8080"[..]))
+        );
+        assert_eq!(
+            split_host(Some(b"example.com")),
+            (Some(&b"example.com"[..]), None)
+        );
+        assert_eq!(
+            split_host(Some(b"[::1]:80")),
+            (Some(&b"[::1]"[..]), Some(&b"80"[..]))
+        );
+        assert_eq!(split_host(Some(b"[::1]")), (Some(&b"[::1]"[..]), None));
+        assert_eq!(split_host(None), (None, None));
+    }
+}

@@ -1,0 +1,48 @@
+//! The master's asynchronous end of a worker's control socket.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use tokio::io::unix::AsyncFd;
+
+/// A control socket registered with tokio's reactor.
+#[derive(Debug)]
+pub struct Channel {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl Channel {
+    /// Registers `sock`. Must be called inside the tokio runtime.
+    pub fn new(sock: OwnedFd) -> io::Result<Channel> {
+        // SAFETY: the OwnedFd is a valid open descriptor, owned by the AsyncFd
+        // from here on, and OwnedFd::as_raw_fd always returns that same
+        // descriptor until it is dropped together with the AsyncFd.
+        let fd = unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?;
+        Ok(Channel { fd })
+    }
+
+    /// Sends one message, waiting for buffer space.
+    pub async fn send(&self, msg: &[u8], fd: Option<&OwnedFd>) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard
+                .try_io(|s| super::send_msg(s.as_raw_fd(), &[msg], fd.map(|f| f.as_raw_fd()), true))
+            {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Receives one message into `buf`; `Ok(0)` when the peer is gone.
+    /// Cancel-safe: a message is either received whole or left queued.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|s| super::recv_msg(s.as_raw_fd(), buf, true)) {
+                Ok(r) => return r.map(|r| r.len),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}

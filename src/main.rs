@@ -1,0 +1,40 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use spindle::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spindle: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.resolve()?;
+            spindle::server::run(settings)?;
+        }
+    }
+    Ok(())
+}
+
+/// Logs go to stderr; `SPINDLE_LOG` (or `RUST_LOG`) filters them, as in
+/// `SPINDLE_LOG=debug` or `SPINDLE_LOG=spindle=debug,php=info`.
+fn init_logging() {
+    let filter = std::env::var("SPINDLE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

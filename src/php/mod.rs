@@ -1,0 +1,284 @@
+//! Safe Rust over the C SAPI module in `ext/`. All FFI `unsafe` of the
+//! project lives here.
+//!
+//! PHP is non-thread-safe (Debian's NTS build): [`startup`] runs once in a
+//! single-threaded process, and [`execute`] only ever runs on the thread that
+//! started PHP, in a worker process.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+#[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
+mod sys {
+    include!(concat!(env!("OUT_DIR"), "/spindle_sys.rs"));
+}
+
+/// PHP's module startup failed (bad php.ini, an extension that would not load).
+#[derive(Debug)]
+pub struct StartupError {
+    detail: String,
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PHP module startup failed: {}", self.detail)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// Starts PHP's module layer: php.ini from `ini_path` (PHP's own search when
+/// `None`), then `defines` as `-d key=value` overrides, extensions, OPcache.
+///
+/// Call once, before any thread exists, in the process that forks workers.
+pub fn startup(ini_path: Option<&Path>, defines: &[(String, String)]) -> Result<(), StartupError> {
+    let ini_path = ini_path
+        .map(|p| CString::new(p.as_os_str().as_bytes()))
+        .transpose()
+        .map_err(|_| StartupError {
+            detail: "php.ini path contains a NUL byte".into(),
+        })?;
+    let mut entries = String::new();
+    for (k, v) in defines {
+        entries.push_str(k);
+        entries.push('=');
+        entries.push_str(v);
+        entries.push('\n');
+    }
+    let entries = CString::new(entries).map_err(|_| StartupError {
+        detail: "a -d value contains a NUL byte".into(),
+    })?;
+    // SAFETY: both pointers are valid C strings for the call (C copies what it
+    // keeps); the caller guarantees we are single-threaded and that startup
+    // runs once.
+    let rc = unsafe {
+        sys::spindle_php_startup(
+            ini_path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            entries.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(StartupError {
+            detail: "see the messages above".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The SAPI name PHP reports (`PHP_SAPI`).
+pub fn sapi_name() -> &'static str {
+    // SAFETY: returns a pointer to a static NUL-terminated array in ext/.
+    unsafe { CStr::from_ptr(sys::spindle_sapi_name()) }
+        .to_str()
+        .unwrap_or("fpm-fcgi")
+}
+
+/// What PHP calls back into while a request runs.
+pub trait Handler {
+    /// Script output. `false` when the client is gone.
+    fn write(&mut self, data: &[u8]) -> bool;
+    /// `flush()`: pass what was written to the client now. `false` when the
+    /// client is gone.
+    fn flush(&mut self) -> bool;
+    /// A response header line, `Name: value`.
+    fn header(&mut self, line: &[u8]);
+    /// The header list is complete; `status` is the response status.
+    fn headers_done(&mut self, status: u16);
+    /// Fills `buf` with request body bytes; 0 at the end.
+    fn read_body(&mut self, buf: &mut [u8]) -> usize;
+    /// A line for the server log; `level` is a syslog priority.
+    fn log(&mut self, msg: &[u8], level: i32);
+    /// `tokio_request_heartbeat($secs)`.
+    fn heartbeat(&mut self, secs: i64) -> bool;
+    /// `tokio_finish_request()`.
+    fn finish_request(&mut self) -> bool;
+    fn request_id(&self) -> u64;
+    fn worker_id(&self) -> u64;
+}
+
+/// A request as PHP sees it. Every string includes its trailing NUL.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub method: &'a [u8],
+    pub request_uri: &'a [u8],
+    pub query_string: &'a [u8],
+    pub script_filename: &'a [u8],
+    pub content_type: Option<&'a [u8]>,
+    pub content_length: i64,
+    pub cookie: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub server_vars: Vec<(&'a [u8], &'a [u8])>,
+    pub request_time: f64,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outcome {
+    /// A fatal error (or uncaught exception) ended the script.
+    pub fatal: bool,
+    /// PHP could not start the request; nothing ran.
+    pub startup_failed: bool,
+}
+
+fn c_str(s: &[u8]) -> sys::spindle_str {
+    debug_assert_eq!(s.last(), Some(&0), "strings passed to PHP carry their NUL");
+    sys::spindle_str {
+        ptr: s.as_ptr().cast(),
+        len: s.len().saturating_sub(1),
+    }
+}
+
+fn opt_c_str(s: Option<&[u8]>) -> sys::spindle_str {
+    s.map_or(
+        sys::spindle_str {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+        c_str,
+    )
+}
+
+/// Runs one request to its end, shutdown functions included, calling back
+/// into `handler`. Must run on the thread that called [`startup`].
+pub fn execute(req: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
+    for s in [
+        req.method,
+        req.request_uri,
+        req.query_string,
+        req.script_filename,
+    ] {
+        assert_eq!(s.last(), Some(&0), "request strings must be NUL-terminated");
+    }
+    let vars: Vec<sys::spindle_kv> = req
+        .server_vars
+        .iter()
+        .map(|(k, v)| sys::spindle_kv {
+            key: c_str(k),
+            value: c_str(v),
+        })
+        .collect();
+    let creq = sys::spindle_request {
+        method: c_str(req.method),
+        request_uri: c_str(req.request_uri),
+        query_string: c_str(req.query_string),
+        script_filename: c_str(req.script_filename),
+        content_type: opt_c_str(req.content_type),
+        content_length: req.content_length,
+        cookie: opt_c_str(req.cookie),
+        authorization: opt_c_str(req.authorization),
+        server_vars: vars.as_ptr(),
+        server_vars_len: vars.len(),
+        request_time: req.request_time,
+    };
+    // A thin pointer to the fat `&mut dyn Handler`, which C carries as `ctx`.
+    let mut handler_ref: &mut dyn Handler = handler;
+    let callbacks = sys::spindle_callbacks {
+        ctx: (&mut handler_ref as *mut &mut dyn Handler).cast(),
+        write: Some(cb_write),
+        flush: Some(cb_flush),
+        header: Some(cb_header),
+        headers_done: Some(cb_headers_done),
+        read_body: Some(cb_read_body),
+        log: Some(cb_log),
+        heartbeat: Some(cb_heartbeat),
+        finish_request: Some(cb_finish_request),
+        request_id: Some(cb_request_id),
+        worker_id: Some(cb_worker_id),
+    };
+    // SAFETY: `creq`, `vars`, the strings they point into, `callbacks` and
+    // `handler_ref` all outlive the call; the callbacks are removed before
+    // they go out of scope. PHP runs on this thread only (NTS).
+    let rc = unsafe {
+        sys::spindle_set_callbacks(&callbacks);
+        let rc = sys::spindle_execute(&creq);
+        sys::spindle_set_callbacks(std::ptr::null());
+        rc
+    };
+    let rc = rc as u32;
+    Outcome {
+        fatal: rc & sys::SPINDLE_EXEC_FATAL != 0,
+        startup_failed: rc & sys::SPINDLE_EXEC_STARTUP_FAILED != 0,
+    }
+}
+
+/// Runs `f` on the handler behind `ctx`; a panic must not unwind into C, so
+/// it ends the worker process (the master answers 502 and replaces it).
+fn with_handler<R>(ctx: *mut c_void, f: impl FnOnce(&mut dyn Handler) -> R) -> R {
+    // SAFETY: `ctx` is the `&mut &mut dyn Handler` that `execute` installed
+    // for this thread, alive for the whole of spindle_execute, and C calls
+    // back only from within it, never re-entrantly on the same handler.
+    let handler: &mut &mut dyn Handler = unsafe { &mut *ctx.cast::<&mut dyn Handler>() };
+    match catch_unwind(AssertUnwindSafe(|| f(&mut **handler))) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("panic in a PHP callback; ending this worker");
+            std::process::abort();
+        }
+    }
+}
+
+/// # Safety
+/// `buf` must point to `len` readable bytes (or be anything when `len` is 0).
+unsafe fn bytes<'a>(buf: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 || buf.is_null() {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(buf.cast(), len) }
+    }
+}
+
+extern "C" fn cb_write(ctx: *mut c_void, buf: *const c_char, len: usize) -> c_int {
+    // SAFETY: PHP passes its output buffer and its length.
+    let data = unsafe { bytes(buf, len) };
+    with_handler(ctx, |h| h.write(data)) as c_int
+}
+
+extern "C" fn cb_flush(ctx: *mut c_void) -> c_int {
+    with_handler(ctx, |h| h.flush()) as c_int
+}
+
+extern "C" fn cb_header(ctx: *mut c_void, line: *const c_char, len: usize) {
+    // SAFETY: a header line stored by PHP, with its length.
+    let line = unsafe { bytes(line, len) };
+    with_handler(ctx, |h| h.header(line))
+}
+
+extern "C" fn cb_headers_done(ctx: *mut c_void, status: c_int) {
+    let status = u16::try_from(status).unwrap_or(500);
+    with_handler(ctx, |h| h.headers_done(status))
+}
+
+extern "C" fn cb_read_body(ctx: *mut c_void, buf: *mut c_char, len: usize) -> usize {
+    if len == 0 || buf.is_null() {
+        return 0;
+    }
+    // SAFETY: PHP hands us a writable buffer of `len` bytes.
+    let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    with_handler(ctx, |h| h.read_body(buf))
+}
+
+extern "C" fn cb_log(ctx: *mut c_void, msg: *const c_char, len: usize, level: c_int) {
+    // SAFETY: PHP's message and its length.
+    let msg = unsafe { bytes(msg, len) };
+    with_handler(ctx, |h| h.log(msg, level))
+}
+
+extern "C" fn cb_heartbeat(ctx: *mut c_void, secs: i64) -> c_int {
+    with_handler(ctx, |h| h.heartbeat(secs)) as c_int
+}
+
+extern "C" fn cb_finish_request(ctx: *mut c_void) -> c_int {
+    with_handler(ctx, |h| h.finish_request()) as c_int
+}
+
+extern "C" fn cb_request_id(ctx: *mut c_void) -> u64 {
+    with_handler(ctx, |h| h.request_id())
+}
+
+extern "C" fn cb_worker_id(ctx: *mut c_void) -> u64 {
+    with_handler(ctx, |h| h.worker_id())
+}

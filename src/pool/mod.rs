@@ -1,0 +1,420 @@
+//! The master's side of the workers: a bounded queue of PHP requests, and one
+//! task per worker that takes a request, hands it to its process, turns the
+//! replies into an HTTP response, and replaces the process when it dies or
+//! overruns its deadline.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+
+use crate::http::body::{self, Body, Chunk};
+use crate::ipc::{self, Channel, Decoder, Encoder};
+use crate::worker::Zygote;
+
+/// Chunks that may wait between a worker and a slow client, per request.
+/// With the socket buffers this bounds a streaming request's memory.
+const STREAM_CHANNEL_CAPACITY: usize = 8;
+
+/// One PHP request, ready for a worker.
+#[derive(Debug)]
+pub struct Job {
+    pub id: u64,
+    /// The encoded `MSG_REQUEST`.
+    pub message: Vec<u8>,
+    /// The spooled request body, when it did not fit the message.
+    pub body_fd: Option<OwnedFd>,
+    /// Where the response goes; dropped by the HTTP side when the client
+    /// leaves before the response starts.
+    pub reply: oneshot::Sender<Response<Body>>,
+}
+
+/// The queue was full.
+#[derive(Debug)]
+pub struct QueueFull;
+
+/// The master's handle on its workers.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    queue: async_channel::Sender<Job>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub queue_size: usize,
+    pub request_timeout: Option<Duration>,
+}
+
+impl Pool {
+    /// Starts one task per worker. Call from inside the tokio runtime.
+    pub fn start(
+        zygote: Arc<Zygote>,
+        workers: Vec<(OwnedFd, Pid)>,
+        config: PoolConfig,
+    ) -> io::Result<Pool> {
+        let (tx, rx) = async_channel::bounded(config.queue_size);
+        for (i, (sock, pid)) in workers.into_iter().enumerate() {
+            let slot = Slot {
+                id: i as u64 + 1,
+                conn: WorkerConn::new(sock, pid)?,
+                zygote: zygote.clone(),
+                buf: vec![0u8; ipc::MAX_MESSAGE],
+                timeout: config.request_timeout,
+            };
+            tokio::spawn(slot.run(rx.clone()));
+        }
+        Ok(Pool { queue: tx })
+    }
+
+    /// Queues a request, or refuses it when the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), QueueFull> {
+        self.queue.try_send(job).map_err(|_| QueueFull)
+    }
+}
+
+/// A worker process as the master sees it.
+#[derive(Debug)]
+struct WorkerConn {
+    channel: Channel,
+    pid: Pid,
+}
+
+impl WorkerConn {
+    fn new(sock: OwnedFd, pid: Pid) -> io::Result<Self> {
+        Ok(WorkerConn {
+            channel: Channel::new(sock)?,
+            pid,
+        })
+    }
+
+    async fn send(&self, msg: &[u8], fd: Option<&OwnedFd>) -> io::Result<()> {
+        self.channel.send(msg, fd).await
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.channel.recv(buf).await
+    }
+
+    fn kill(&self) {
+        // The process may be gone already; ESRCH is fine.
+        let _ = kill(self.pid, Signal::SIGKILL);
+    }
+}
+
+/// Why a worker must be replaced.
+#[derive(Debug, Clone, Copy)]
+enum Replace {
+    Died,
+    Timeout,
+    Protocol,
+}
+
+/// Where the response of the current request stands.
+enum Reply {
+    /// Nothing sent yet: the HTTP side waits for the head.
+    Waiting(oneshot::Sender<Response<Body>>),
+    /// Head sent, body streaming.
+    Streaming(mpsc::Sender<Chunk>),
+    /// The response is complete; the script may still run
+    /// (tokio_finish_request()).
+    Complete,
+    /// The client left; the worker was told.
+    Aborted,
+}
+
+impl Reply {
+    async fn client_gone(&mut self) {
+        match self {
+            Reply::Waiting(tx) => tx.closed().await,
+            Reply::Streaming(tx) => tx.closed().await,
+            _ => std::future::pending().await,
+        }
+    }
+    fn is_open(&self) -> bool {
+        matches!(self, Reply::Waiting(_) | Reply::Streaming(_))
+    }
+    /// Ends the response with `status` when nothing was sent, or cuts the
+    /// stream so the client sees an incomplete response, never a complete one.
+    fn fail(self, status: StatusCode, why: &str) {
+        match self {
+            Reply::Waiting(tx) => {
+                let _ = tx.send(body::status(status));
+            }
+            Reply::Streaming(tx) => {
+                let _ = tx.try_send(Err(io::Error::other(why.to_string())));
+            }
+            Reply::Complete | Reply::Aborted => {}
+        }
+    }
+}
+
+enum Event {
+    Message(io::Result<usize>),
+    Timeout,
+    ClientGone,
+}
+
+struct Slot {
+    id: u64,
+    conn: WorkerConn,
+    zygote: Arc<Zygote>,
+    buf: Vec<u8>,
+    timeout: Option<Duration>,
+}
+
+impl Slot {
+    async fn run(mut self, queue: async_channel::Receiver<Job>) {
+        while let Ok(job) = queue.recv().await {
+            if job.reply.is_closed() {
+                // The client left while the request waited in the queue.
+                continue;
+            }
+            if let Err(why) = self.serve(job).await {
+                self.replace(why).await;
+            }
+        }
+    }
+
+    async fn replace(&mut self, why: Replace) {
+        tracing::warn!(
+            worker = self.id,
+            pid = self.conn.pid.as_raw(),
+            "replacing worker ({why:?})"
+        );
+        self.conn.kill();
+        let mut delay = Duration::from_millis(10);
+        loop {
+            let zygote = self.zygote.clone();
+            let id = self.id;
+            let spawned = tokio::task::spawn_blocking(move || zygote.spawn_worker(id)).await;
+            match spawned {
+                Ok(Ok((sock, pid))) => match WorkerConn::new(sock, pid) {
+                    Ok(conn) => {
+                        self.conn = conn;
+                        return;
+                    }
+                    Err(e) => tracing::error!(worker = self.id, "registering the new worker: {e}"),
+                },
+                Ok(Err(e)) => tracing::error!(worker = self.id, "spawning a worker: {e}"),
+                Err(e) => tracing::error!(worker = self.id, "spawning a worker: {e}"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Runs one request on this slot's worker. `Err` means the worker must be
+    /// replaced (the response has been answered or cut already).
+    async fn serve(&mut self, job: Job) -> Result<(), Replace> {
+        let Job {
+            id,
+            message,
+            body_fd,
+            reply,
+        } = job;
+        let mut reply = Reply::Waiting(reply);
+        if let Err(e) = self.conn.send(&message, body_fd.as_ref()).await {
+            tracing::error!(worker = self.id, request = id, "sending to the worker: {e}");
+            reply.fail(StatusCode::BAD_GATEWAY, "worker unavailable");
+            return Err(Replace::Died);
+        }
+        drop(body_fd);
+
+        let mut deadline = self.timeout.map(|t| Instant::now() + t);
+        let sleep = sleep_until(deadline.unwrap_or_else(far_future));
+        tokio::pin!(sleep);
+
+        loop {
+            let event = tokio::select! {
+                biased;
+                r = self.conn.recv(&mut self.buf) => Event::Message(r),
+                _ = &mut sleep, if deadline.is_some() => Event::Timeout,
+                _ = reply.client_gone(), if reply.is_open() => Event::ClientGone,
+            };
+            match event {
+                Event::Timeout => {
+                    tracing::warn!(worker = self.id, request = id, "request timed out");
+                    reply.fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
+                    return Err(Replace::Timeout);
+                }
+                Event::ClientGone => {
+                    reply = Reply::Aborted;
+                    self.send_abort(id).await;
+                }
+                Event::Message(Err(e)) => {
+                    tracing::error!(
+                        worker = self.id,
+                        request = id,
+                        "receiving from the worker: {e}"
+                    );
+                    reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                    return Err(Replace::Died);
+                }
+                Event::Message(Ok(0)) => {
+                    tracing::error!(
+                        worker = self.id,
+                        request = id,
+                        "worker process died during the request"
+                    );
+                    reply.fail(StatusCode::BAD_GATEWAY, "worker died");
+                    return Err(Replace::Died);
+                }
+                Event::Message(Ok(n)) => {
+                    let msg = Bytes::copy_from_slice(&self.buf[..n]);
+                    match msg[0] {
+                        ipc::MSG_OUTPUT => {
+                            let done = match self
+                                .output(id, msg, &mut reply, &mut sleep, deadline)
+                                .await
+                            {
+                                Ok(done) => done,
+                                Err(why) => {
+                                    reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                    return Err(why);
+                                }
+                            };
+                            if done {
+                                return Ok(());
+                            }
+                        }
+                        ipc::MSG_HEARTBEAT => {
+                            let mut d = Decoder::new(&msg[1..]);
+                            if let (Ok(_), Ok(secs), Some(_)) = (d.u64(), d.u32(), deadline) {
+                                let extended = Instant::now() + Duration::from_secs(secs.into());
+                                if deadline.is_some_and(|d| extended > d) {
+                                    deadline = Some(extended);
+                                    sleep.as_mut().reset(extended);
+                                }
+                            }
+                        }
+                        other => {
+                            tracing::error!(worker = self.id, "unexpected message type {other}");
+                            reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                            return Err(Replace::Protocol);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one `MSG_OUTPUT`; `Ok(true)` when the worker is idle again.
+    async fn output(
+        &mut self,
+        id: u64,
+        msg: Bytes,
+        reply: &mut Reply,
+        sleep: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Replace> {
+        let mut d = Decoder::new(&msg[1..]);
+        let flags = d.u8().map_err(|_| Replace::Protocol)?;
+        let _id = d.u64().map_err(|_| Replace::Protocol)?;
+        let head = if flags & ipc::OUT_HEAD != 0 {
+            Some(decode_head(&mut d).map_err(|_| Replace::Protocol)?)
+        } else {
+            None
+        };
+        let body_at = 1 + d.position();
+        let data = msg.slice(body_at..);
+        let end = flags & ipc::OUT_END != 0;
+
+        match std::mem::replace(reply, Reply::Complete) {
+            Reply::Waiting(tx) => {
+                let Some((status, headers)) = head else {
+                    return Err(Replace::Protocol);
+                };
+                let body = if end {
+                    Body::full(data)
+                } else {
+                    let (btx, brx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
+                    if !data.is_empty() {
+                        let _ = btx.try_send(Ok(data));
+                    }
+                    *reply = Reply::Streaming(btx);
+                    Body::Channel(brx)
+                };
+                let mut resp = Response::new(body);
+                *resp.status_mut() = status;
+                *resp.headers_mut() = headers;
+                if tx.send(resp).is_err() && !end {
+                    *reply = Reply::Aborted;
+                    self.send_abort(id).await;
+                }
+            }
+            Reply::Streaming(tx) => {
+                if !data.is_empty() {
+                    // Wait for room: this is where a slow client slows the
+                    // script (the worker blocks on its full socket meanwhile).
+                    let permit = tokio::select! {
+                        p = tx.reserve() => p.ok(),
+                        _ = sleep.as_mut(), if deadline.is_some() => {
+                            let _ = tx.try_send(Err(io::Error::other("request timed out")));
+                            return Err(Replace::Timeout);
+                        }
+                    };
+                    match permit {
+                        Some(p) => p.send(Ok(data)),
+                        None => {
+                            *reply = Reply::Aborted;
+                            self.send_abort(id).await;
+                        }
+                    }
+                }
+                if !end && matches!(reply, Reply::Complete) {
+                    *reply = Reply::Streaming(tx);
+                }
+            }
+            other => *reply = other,
+        }
+        Ok(flags & ipc::OUT_DONE != 0)
+    }
+
+    async fn send_abort(&self, id: u64) {
+        let mut m = Encoder::with_capacity(9);
+        m.u8(ipc::MSG_ABORT).u64(id);
+        if let Err(e) = self.conn.send(m.as_slice(), None).await {
+            tracing::debug!(worker = self.id, "sending an abort: {e}");
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+/// Status and header lines as PHP produced them. Lines hyper cannot send
+/// (bad names or values) are dropped with a warning rather than failing the
+/// whole response.
+fn decode_head(d: &mut Decoder<'_>) -> Result<(StatusCode, HeaderMap), ipc::DecodeError> {
+    let status = StatusCode::from_u16(d.u16()?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let n = d.u32()?;
+    let mut headers = HeaderMap::with_capacity(n as usize + 2);
+    for _ in 0..n {
+        let line = d.str()?;
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            tracing::warn!("dropping a header line without ':' from PHP");
+            continue;
+        };
+        let name = HeaderName::from_bytes(line[..colon].trim_ascii());
+        let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
+        match (name, value) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => tracing::warn!(
+                "dropping an invalid header from PHP: {}",
+                String::from_utf8_lossy(line)
+            ),
+        }
+    }
+    Ok((status, headers))
+}

@@ -1,0 +1,207 @@
+//! Start-up order and the accept loop.
+//!
+//! 1. Fork the zygote while the process is single-threaded; it starts PHP.
+//! 2. Bind the listener (the zygote never holds it).
+//! 3. Ask the zygote for the workers.
+//! 4. Only now start tokio's threads, and serve.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::config::{Listen, Settings};
+use crate::http::{App, ConnInfo};
+use crate::pool::{Pool, PoolConfig};
+use crate::worker::{Zygote, ZygoteError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug)]
+pub struct Error {
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+impl From<ZygoteError> for Error {
+    fn from(e: ZygoteError) -> Self {
+        Error::new("cannot start PHP", e)
+    }
+}
+
+enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+}
+
+fn bind(listen: &Listen) -> Result<Bound, Error> {
+    match listen {
+        Listen::Tcp(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| Error::new(format!("cannot listen on {addr}"), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| Error::new("listener", e))?;
+            Ok(Bound::Tcp(l))
+        }
+        Listen::Unix(path) => {
+            // A socket file left by a crashed run would block the bind; one
+            // that still answers belongs to a live server and stays.
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(Error::new(
+                        format!("cannot listen on unix:{}", path.display()),
+                        io::Error::from(io::ErrorKind::AddrInUse),
+                    ));
+                }
+                let _ = std::fs::remove_file(path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(path)
+                .map_err(|e| Error::new(format!("cannot listen on unix:{}", path.display()), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| Error::new("listener", e))?;
+            Ok(Bound::Unix(l, path.clone()))
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(settings: Settings) -> Result<(), Error> {
+    let zygote = Arc::new(Zygote::start(&settings.php)?);
+    let bound = bind(&settings.listen)?;
+    let mut workers = Vec::with_capacity(settings.workers);
+    for id in 1..=settings.workers as u64 {
+        workers.push(zygote.spawn_worker(id)?);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spindle")
+        .build()
+        .map_err(|e| Error::new("cannot start the runtime", e))?;
+    let settings = Arc::new(settings);
+    let result = runtime.block_on(async move {
+        let pool = Pool::start(
+            zygote.clone(),
+            workers,
+            PoolConfig {
+                queue_size: settings.queue_size,
+                request_timeout: settings.request_timeout,
+            },
+        )
+        .map_err(|e| Error::new("cannot register the workers", e))?;
+        let app = Arc::new(App::new(settings.clone(), pool));
+        let local = match &bound {
+            Bound::Tcp(l) => l
+                .local_addr()
+                .ok()
+                .map_or_else(|| settings.listen.to_string(), |a| format!("http://{a}")),
+            Bound::Unix(_, p) => format!("unix:{}", p.display()),
+        };
+        tracing::info!(
+            docroot = %settings.docroot.display(),
+            workers = settings.workers,
+            sapi = crate::php::sapi_name(),
+            "listening on {local}"
+        );
+        tokio::select! {
+            r = accept_loop(bound, app) => r,
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        }
+    });
+    // Dropping the runtime closes every worker socket; workers and the
+    // zygote exit on EOF (and by PR_SET_PDEATHSIG if we crash).
+    drop(runtime);
+    result
+}
+
+async fn accept_loop(bound: Bound, app: Arc<App>) -> Result<(), Error> {
+    match bound {
+        Bound::Tcp(l) => {
+            let l = TcpListener::from_std(l).map_err(|e| Error::new("listener", e))?;
+            loop {
+                let (stream, peer) = match l.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = ConnInfo {
+                    peer: Some(peer),
+                    local: stream.local_addr().ok(),
+                };
+                tokio::spawn(app.clone().serve_connection(stream, conn));
+            }
+        }
+        Bound::Unix(l, path) => {
+            let l = UnixListener::from_std(l).map_err(|e| Error::new("listener", e))?;
+            let _cleanup = RemoveOnDrop(path);
+            loop {
+                let (stream, _) = match l.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                };
+                let conn = ConnInfo {
+                    peer: None,
+                    local: None,
+                };
+                tokio::spawn(app.clone().serve_connection(stream, conn));
+            }
+        }
+    }
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// EMFILE and friends: log, back off briefly instead of spinning.
+async fn accept_error(e: io::Error) {
+    tracing::error!("accept: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
