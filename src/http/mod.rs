@@ -31,6 +31,8 @@ use crate::ipc;
 use crate::pool::{Job, Pool};
 use vars::{BodyPlacement, RequestMessage};
 
+const TOO_LARGE: &str = "413 Payload Too Large: the request body exceeds --max-body-size";
+
 /// How long a client may take to send a request head (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -134,7 +136,10 @@ impl App {
         }
         let spooled = match spool_body(body, max, id).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(StatusCode::PAYLOAD_TOO_LARGE) => {
+                return body::text(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+            }
+            Err(status) => return body::status(status),
         };
         let has_body = declared.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
         let (placement, body_fd) = match spooled {
@@ -198,22 +203,19 @@ enum Spooled {
 
 /// Reads the request body: small ones into memory, larger ones into a memfd
 /// that the worker reads directly, so uploads never sit whole in the
-/// master's heap.
-async fn spool_body(mut body: Incoming, max: u64, id: u64) -> Result<Spooled, Response<Body>> {
+/// master's heap. Errors are the status to answer with.
+async fn spool_body(mut body: Incoming, max: u64, id: u64) -> Result<Spooled, StatusCode> {
     let mut inline: Vec<u8> = Vec::new();
     let mut file: Option<std::fs::File> = None;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| body::status(StatusCode::BAD_REQUEST))?;
+        let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         total += data.len() as u64;
         if total > max {
-            return Err(body::text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "413 Payload Too Large: the request body exceeds --max-body-size",
-            ));
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
         }
         match &mut file {
             None if inline.len() + data.len() <= ipc::INLINE_BODY_MAX => {
@@ -222,7 +224,7 @@ async fn spool_body(mut body: Incoming, max: u64, id: u64) -> Result<Spooled, Re
             None => {
                 let mut f = memfd_file(id).map_err(|e| {
                     tracing::error!(request = id, "memfd_create for the request body: {e}");
-                    body::status(StatusCode::INTERNAL_SERVER_ERROR)
+                    StatusCode::INTERNAL_SERVER_ERROR
                 })?;
                 write_all(&mut f, &inline)?;
                 write_all(&mut f, &data)?;
@@ -246,9 +248,9 @@ fn memfd_file(id: u64) -> io::Result<std::fs::File> {
     Ok(fd.into_file())
 }
 
-fn write_all(f: &mut std::fs::File, data: &[u8]) -> Result<(), Response<Body>> {
+fn write_all(f: &mut std::fs::File, data: &[u8]) -> Result<(), StatusCode> {
     f.write_all(data).map_err(|e| {
         tracing::error!("writing the request body to its memfd: {e}");
-        body::status(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::INTERNAL_SERVER_ERROR
     })
 }

@@ -1,0 +1,1 @@
+<?php error_log('error-log-marker-' . ($_GET['tag'] ?? '')); echo "logged";

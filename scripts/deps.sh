@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Spindle needs, and only the missing ones.
+#   scripts/deps.sh        build and run: PHP embed library, headers, libclang
+#   scripts/deps.sh test   also what the test suite drives
+set -euo pipefail
+
+want=(libphp8.2-embed php8.2-dev php8.2-opcache libclang-dev clang)
+if [ "${1:-}" = test ]; then
+  want+=(curl)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+fi
+echo "installing: ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

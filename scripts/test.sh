@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests and the integration tests, which start the real
+# spindle binary and talk to it over real sockets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+cargo test --all-targets "$@"

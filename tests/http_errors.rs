@@ -1,0 +1,166 @@
+//! Bad input gets a clear 4xx/5xx; bad configuration stops startup with a
+//! message that names its cause.
+
+mod support;
+
+use support::{client, run_to_exit, Server};
+
+fn status_line(raw: &str) -> &str {
+    raw.lines().next().unwrap_or("")
+}
+
+#[test]
+fn malformed_requests_get_400() {
+    let s = Server::start(&[]);
+    for req in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
+        b"POST /hello.php HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    ] {
+        let raw = s.raw(req);
+        assert!(
+            status_line(&raw).starts_with("HTTP/1.1 400"),
+            "{:?} -> {raw:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+    // The server is still fine.
+    assert_eq!(
+        client().get(s.url("/hello.php")).send().unwrap().status(),
+        200
+    );
+}
+
+#[test]
+fn unknown_methods_get_501() {
+    let s = Server::start(&[]);
+    let raw = s.raw(b"BREW /hello.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(status_line(&raw).starts_with("HTTP/1.1 501"), "{raw}");
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let s = Server::start(&["--max-header-size", "16K"]);
+    let big = "a".repeat(40 * 1024);
+    let raw =
+        s.raw(format!("GET /hello.php HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    assert!(
+        status_line(&raw).starts_with("HTTP/1.1 431"),
+        "{}",
+        status_line(&raw)
+    );
+}
+
+#[test]
+fn oversized_bodies_get_413_before_php() {
+    let s = Server::start(&["--max-body-size", "1M"]);
+    // Declared too large: refused without reading.
+    let raw = s.raw(b"POST /methods.php HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n");
+    assert!(status_line(&raw).starts_with("HTTP/1.1 413"), "{raw}");
+    // Chunked, turning out too large.
+    let r = client()
+        .post(s.url("/methods.php"))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            vec![b'x'; 2 << 20],
+        )))
+        .send();
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+    }
+    // Just under the limit is fine.
+    let r = client()
+        .post(s.url("/methods.php"))
+        .body(vec![b'y'; 1 << 20])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn startup_fails_clearly() {
+    let (ok, err) = run_to_exit(&["serve", "/nonexistent/docroot", "--listen", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(
+        err.contains("document root") && err.contains("/nonexistent/docroot"),
+        "{err}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let fixtures = support::fixtures();
+    let (ok, err) = run_to_exit(&[
+        "serve",
+        fixtures.to_str().unwrap(),
+        "--listen",
+        &addr,
+        "--workers",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(
+        err.to_lowercase().contains("address already in use"),
+        "{err}"
+    );
+
+    let (ok, err) = run_to_exit(&["serve", fixtures.to_str().unwrap(), "--no-such-flag"]);
+    assert!(!ok);
+    assert!(err.contains("--no-such-flag"), "{err}");
+
+    let (ok, err) = run_to_exit(&["serve", fixtures.to_str().unwrap(), "--workers", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--workers"), "{err}");
+
+    let (ok, err) = run_to_exit(&["serve", fixtures.to_str().unwrap(), "--listen", "nowhere"]);
+    assert!(!ok);
+    assert!(err.contains("--listen") && err.contains("nowhere"), "{err}");
+
+    let (ok, err) = run_to_exit(&[
+        "serve",
+        fixtures.to_str().unwrap(),
+        "--php-ini",
+        "/nonexistent.ini",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--php-ini"), "{err}");
+}
+
+#[test]
+fn unix_socket_listener() {
+    let dir = support::TempDir::new("unix");
+    let sock = dir.path().join("spindle.sock");
+    let mut child = std::process::Command::new(support::binary())
+        .args([
+            "serve",
+            support::fixtures().to_str().unwrap(),
+            "--workers",
+            "1",
+        ])
+        .arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut stream = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 20, "no unix socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /hello.php HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("Hello, World!"), "{out}");
+}
