@@ -36,6 +36,8 @@ static const char sapi_name[] = "fpm-fcgi";
 
 static __thread const spindle_callbacks *cb;
 static __thread const spindle_request *current;
+/* The script called header("Content-Type: ...") in this request. */
+static __thread int content_type_set;
 static char *startup_ini_entries;
 
 static size_t sapi_spindle_ub_write(const char *str, size_t len)
@@ -76,10 +78,15 @@ static void sapi_spindle_flush(void *server_context)
 static int sapi_spindle_header_handler(sapi_header_struct *header, sapi_header_op_enum op,
                                        sapi_headers_struct *headers)
 {
-    /* PHP keeps the header list itself; Spindle reads it in send_headers. */
-    (void)header;
+    /* PHP keeps the header list itself; Spindle reads it in send_headers.
+     * This only notes whether the script chose a Content-Type: PHP adds its
+     * default one through here too, but only while send_default_content_type
+     * is still set (a script's Content-Type clears it first). */
     (void)op;
-    (void)headers;
+    if (!headers->send_default_content_type && header->header_len >= 13 &&
+        strncasecmp(header->header, "content-type:", 13) == 0) {
+        content_type_set = 1;
+    }
     return SAPI_HEADER_ADD;
 }
 
@@ -94,7 +101,8 @@ static int sapi_spindle_send_headers(sapi_headers_struct *headers)
         cb->header(cb->ctx, h->header, h->header_len);
         h = zend_llist_get_next_ex(&headers->headers, &pos);
     }
-    cb->headers_done(cb->ctx, headers->http_response_code ? headers->http_response_code : 200);
+    cb->headers_done(cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
+                     !content_type_set);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
 }
 
@@ -314,6 +322,7 @@ int spindle_execute(const spindle_request *req)
     int result = 0;
 
     current = req;
+    content_type_set = 0;
     SG(server_context) = (void *)req;
     SG(request_info).request_method = req->method.ptr;
     SG(request_info).request_uri = (char *)req->request_uri.ptr;

@@ -52,8 +52,10 @@ typedef struct spindle_callbacks {
     int (*flush)(void *ctx);
     /* One response header line ("Name: value"), in order. */
     void (*header)(void *ctx, const char *line, size_t len);
-    /* All headers given; `status` is the HTTP status code. */
-    void (*headers_done)(void *ctx, int status);
+    /* All headers given; `status` is the HTTP status code.
+     * `default_content_type` is 1 when the script set no Content-Type and
+     * PHP added its default_mimetype. */
+    void (*headers_done)(void *ctx, int status, int default_content_type);
     /* Up to `len` bytes of the request body; 0 at its end. */
     size_t (*read_body)(void *ctx, char *buf, size_t len);
     /* A line for the server log (error_log(), startup and runtime errors). */

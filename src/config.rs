@@ -94,6 +94,16 @@ pub struct ServeArgs {
     )]
     pub max_heartbeat: u64,
 
+    /// Send a `: keep-alive` comment on a Server-Sent Events stream that has
+    /// been quiet this long (only between events). 0 disables.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_SSE_KEEPALIVE",
+        default_value_t = 15
+    )]
+    pub sse_keepalive: u64,
+
     /// Requests that may wait for a busy worker; beyond that, 503.
     #[arg(
         long,
@@ -200,6 +210,7 @@ pub struct Settings {
     pub max_header_size: usize,
     pub request_timeout: Option<Duration>,
     pub max_heartbeat: u32,
+    pub sse_keepalive: Option<Duration>,
     pub queue_size: usize,
 }
 
@@ -271,6 +282,8 @@ impl ServeArgs {
             request_timeout: (self.request_timeout > 0)
                 .then(|| Duration::from_secs(self.request_timeout)),
             max_heartbeat,
+            sse_keepalive: (self.sse_keepalive > 0)
+                .then(|| Duration::from_secs(self.sse_keepalive)),
             queue_size: self.queue_size,
         })
     }

@@ -110,6 +110,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             PoolConfig {
                 queue_size: settings.queue_size,
                 request_timeout: settings.request_timeout,
+                sse_keepalive: settings.sse_keepalive,
             },
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;

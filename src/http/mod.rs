@@ -164,6 +164,11 @@ impl App {
             message,
             body_fd,
             reply: tx,
+            accepts_sse: parts
+                .headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream")),
         };
         if self.pool.submit(job).is_err() {
             let mut r = body::text(

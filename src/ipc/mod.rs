@@ -28,8 +28,9 @@ pub const MSG_REQUEST: u8 = 1;
 /// The client went away: `u64` request id.
 pub const MSG_ABORT: u8 = 2;
 /// Response bytes: `u8` flags ([`OUT_HEAD`], [`OUT_END`], [`OUT_DONE`]),
-/// `u64` request id; with `OUT_HEAD` a `u16` status, `u32` count and that many
-/// header-line strings; then body bytes to the end of the message.
+/// `u64` request id; with `OUT_HEAD` a `u16` status, `u8` head flags
+/// ([`HEAD_DEFAULT_CONTENT_TYPE`]), `u32` count and that many header-line
+/// strings; then body bytes to the end of the message.
 pub const MSG_OUTPUT: u8 = 3;
 /// `tokio_request_heartbeat()`: `u64` request id, `u32` seconds.
 pub const MSG_HEARTBEAT: u8 = 4;
@@ -45,6 +46,9 @@ pub const OUT_HEAD: u8 = 1;
 pub const OUT_END: u8 = 2;
 /// The script has finished: the worker is idle again.
 pub const OUT_DONE: u8 = 4;
+
+/// The script set no Content-Type; PHP's default is in the header list.
+pub const HEAD_DEFAULT_CONTENT_TYPE: u8 = 1;
 
 /// Largest message either side sends. Output is cut into chunks well below
 /// it; request headers are bounded by the HTTP layer's header limit.

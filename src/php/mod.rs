@@ -85,8 +85,9 @@ pub trait Handler {
     fn flush(&mut self) -> bool;
     /// A response header line, `Name: value`.
     fn header(&mut self, line: &[u8]);
-    /// The header list is complete; `status` is the response status.
-    fn headers_done(&mut self, status: u16);
+    /// The header list is complete; `status` is the response status;
+    /// `default_content_type` when the script set no Content-Type.
+    fn headers_done(&mut self, status: u16, default_content_type: bool);
     /// Fills `buf` with request body bytes; 0 at the end.
     fn read_body(&mut self, buf: &mut [u8]) -> usize;
     /// A line for the server log; `level` is a syslog priority.
@@ -247,9 +248,9 @@ extern "C" fn cb_header(ctx: *mut c_void, line: *const c_char, len: usize) {
     with_handler(ctx, |h| h.header(line))
 }
 
-extern "C" fn cb_headers_done(ctx: *mut c_void, status: c_int) {
+extern "C" fn cb_headers_done(ctx: *mut c_void, status: c_int, default_content_type: c_int) {
     let status = u16::try_from(status).unwrap_or(500);
-    with_handler(ctx, |h| h.headers_done(status))
+    with_handler(ctx, |h| h.headers_done(status, default_content_type != 0))
 }
 
 extern "C" fn cb_read_body(ctx: *mut c_void, buf: *mut c_char, len: usize) -> usize {

@@ -35,6 +35,8 @@ pub struct Job {
     /// Where the response goes; dropped by the HTTP side when the client
     /// leaves before the response starts.
     pub reply: oneshot::Sender<Response<Body>>,
+    /// The request's Accept header includes `text/event-stream`.
+    pub accepts_sse: bool,
 }
 
 /// The queue was full.
@@ -51,6 +53,8 @@ pub struct Pool {
 pub struct PoolConfig {
     pub queue_size: usize,
     pub request_timeout: Option<Duration>,
+    /// Quiet time after which an SSE stream gets a keep-alive comment.
+    pub sse_keepalive: Option<Duration>,
 }
 
 impl Pool {
@@ -67,7 +71,7 @@ impl Pool {
                 conn: WorkerConn::new(sock, pid)?,
                 zygote: zygote.clone(),
                 buf: vec![0u8; ipc::MAX_MESSAGE],
-                timeout: config.request_timeout,
+                config: config.clone(),
             };
             tokio::spawn(slot.run(rx.clone()));
         }
@@ -159,7 +163,25 @@ impl Reply {
 enum Event {
     Message(io::Result<usize>),
     Timeout,
+    KeepAlive,
     ClientGone,
+}
+
+/// The comment sent on quiet Server-Sent Events streams, so that proxies
+/// (nginx's proxy_read_timeout is 60 s) do not cut them.
+const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+/// One request's progress on a worker.
+struct InFlight {
+    id: u64,
+    reply: Reply,
+    /// The request accepts `text/event-stream`.
+    accepts_sse: bool,
+    /// The response is a Server-Sent Events stream.
+    sse: bool,
+    /// The last bytes sent ended an event (or nothing was sent yet): a
+    /// keep-alive comment here cannot split an event.
+    at_event_boundary: bool,
 }
 
 struct Slot {
@@ -167,7 +189,7 @@ struct Slot {
     conn: WorkerConn,
     zygote: Arc<Zygote>,
     buf: Vec<u8>,
-    timeout: Option<Duration>,
+    config: PoolConfig,
 }
 
 impl Slot {
@@ -219,35 +241,59 @@ impl Slot {
             message,
             body_fd,
             reply,
+            accepts_sse,
         } = job;
-        let mut reply = Reply::Waiting(reply);
+        let mut req = InFlight {
+            id,
+            reply: Reply::Waiting(reply),
+            accepts_sse,
+            sse: false,
+            at_event_boundary: true,
+        };
         if let Err(e) = self.conn.send(&message, body_fd.as_ref()).await {
             tracing::error!(worker = self.id, request = id, "sending to the worker: {e}");
-            reply.fail(StatusCode::BAD_GATEWAY, "worker unavailable");
+            req.reply
+                .fail(StatusCode::BAD_GATEWAY, "worker unavailable");
             return Err(Replace::Died);
         }
         drop(body_fd);
 
-        let mut deadline = self.timeout.map(|t| Instant::now() + t);
+        let mut deadline = self.config.request_timeout.map(|t| Instant::now() + t);
         let sleep = sleep_until(deadline.unwrap_or_else(far_future));
         tokio::pin!(sleep);
+        let keepalive_every = self.config.sse_keepalive;
+        let keepalive = sleep_until(far_future());
+        tokio::pin!(keepalive);
 
         loop {
+            let streaming_sse =
+                req.sse && matches!(req.reply, Reply::Streaming(_)) && keepalive_every.is_some();
             let event = tokio::select! {
                 biased;
                 r = self.conn.recv(&mut self.buf) => Event::Message(r),
                 _ = &mut sleep, if deadline.is_some() => Event::Timeout,
-                _ = reply.client_gone(), if reply.is_open() => Event::ClientGone,
+                _ = req.reply.client_gone(), if req.reply.is_open() => Event::ClientGone,
+                _ = &mut keepalive, if streaming_sse => Event::KeepAlive,
             };
             match event {
                 Event::Timeout => {
                     tracing::warn!(worker = self.id, request = id, "request timed out");
-                    reply.fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
+                    req.reply
+                        .fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
                     return Err(Replace::Timeout);
                 }
                 Event::ClientGone => {
-                    reply = Reply::Aborted;
+                    req.reply = Reply::Aborted;
                     self.send_abort(id).await;
+                }
+                Event::KeepAlive => {
+                    if let (Reply::Streaming(tx), true) = (&req.reply, req.at_event_boundary) {
+                        // Never waits: a full channel means the stream is not quiet.
+                        let _ = tx.try_send(Ok(Bytes::from_static(SSE_KEEPALIVE)));
+                    }
+                    if let Some(every) = keepalive_every {
+                        keepalive.as_mut().reset(Instant::now() + every);
+                    }
                 }
                 Event::Message(Err(e)) => {
                     tracing::error!(
@@ -255,7 +301,7 @@ impl Slot {
                         request = id,
                         "receiving from the worker: {e}"
                     );
-                    reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
                     return Err(Replace::Died);
                 }
                 Event::Message(Ok(0)) => {
@@ -264,32 +310,33 @@ impl Slot {
                         request = id,
                         "worker process died during the request"
                     );
-                    reply.fail(StatusCode::BAD_GATEWAY, "worker died");
+                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
                     return Err(Replace::Died);
                 }
                 Event::Message(Ok(n)) => {
                     let msg = Bytes::copy_from_slice(&self.buf[..n]);
                     match msg[0] {
                         ipc::MSG_OUTPUT => {
-                            let done = match self
-                                .output(id, msg, &mut reply, &mut sleep, deadline)
-                                .await
+                            let done = match self.output(&mut req, msg, &mut sleep, deadline).await
                             {
                                 Ok(done) => done,
                                 Err(why) => {
-                                    reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
                                     return Err(why);
                                 }
                             };
                             if done {
                                 return Ok(());
                             }
+                            if let Some(every) = keepalive_every {
+                                keepalive.as_mut().reset(Instant::now() + every);
+                            }
                         }
                         ipc::MSG_HEARTBEAT => {
                             let mut d = Decoder::new(&msg[1..]);
-                            if let (Ok(_), Ok(secs), Some(_)) = (d.u64(), d.u32(), deadline) {
+                            if let (Ok(_), Ok(secs), Some(current)) = (d.u64(), d.u32(), deadline) {
                                 let extended = Instant::now() + Duration::from_secs(secs.into());
-                                if deadline.is_some_and(|d| extended > d) {
+                                if extended > current {
                                     deadline = Some(extended);
                                     sleep.as_mut().reset(extended);
                                 }
@@ -297,7 +344,7 @@ impl Slot {
                         }
                         other => {
                             tracing::error!(worker = self.id, "unexpected message type {other}");
-                            reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                            req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
                             return Err(Replace::Protocol);
                         }
                     }
@@ -309,9 +356,8 @@ impl Slot {
     /// Handles one `MSG_OUTPUT`; `Ok(true)` when the worker is idle again.
     async fn output(
         &mut self,
-        id: u64,
+        req: &mut InFlight,
         msg: Bytes,
-        reply: &mut Reply,
         sleep: &mut std::pin::Pin<&mut tokio::time::Sleep>,
         deadline: Option<Instant>,
     ) -> Result<bool, Replace> {
@@ -326,28 +372,36 @@ impl Slot {
         let body_at = 1 + d.position();
         let data = msg.slice(body_at..);
         let end = flags & ipc::OUT_END != 0;
+        if !data.is_empty() {
+            req.at_event_boundary = ends_event(&data);
+        }
 
-        match std::mem::replace(reply, Reply::Complete) {
+        match std::mem::replace(&mut req.reply, Reply::Complete) {
             Reply::Waiting(tx) => {
-                let Some((status, headers)) = head else {
+                let Some(head) = head else {
                     return Err(Replace::Protocol);
                 };
-                let body = if end {
+                let mut resp = Response::new(Body::Empty);
+                *resp.status_mut() = head.status;
+                *resp.headers_mut() = head.headers;
+                req.sse = make_sse(&mut resp, req.accepts_sse, head.default_content_type);
+                // An SSE response is always streamed, so it never carries a
+                // Content-Length, even when the script ended at once.
+                *resp.body_mut() = if end && !req.sse {
                     Body::full(data)
                 } else {
                     let (btx, brx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
                     if !data.is_empty() {
                         let _ = btx.try_send(Ok(data));
                     }
-                    *reply = Reply::Streaming(btx);
+                    if !end {
+                        req.reply = Reply::Streaming(btx);
+                    }
                     Body::Channel(brx)
                 };
-                let mut resp = Response::new(body);
-                *resp.status_mut() = status;
-                *resp.headers_mut() = headers;
                 if tx.send(resp).is_err() && !end {
-                    *reply = Reply::Aborted;
-                    self.send_abort(id).await;
+                    req.reply = Reply::Aborted;
+                    self.send_abort(req.id).await;
                 }
             }
             Reply::Streaming(tx) => {
@@ -364,16 +418,16 @@ impl Slot {
                     match permit {
                         Some(p) => p.send(Ok(data)),
                         None => {
-                            *reply = Reply::Aborted;
-                            self.send_abort(id).await;
+                            req.reply = Reply::Aborted;
+                            self.send_abort(req.id).await;
                         }
                     }
                 }
-                if !end && matches!(reply, Reply::Complete) {
-                    *reply = Reply::Streaming(tx);
+                if !end && matches!(req.reply, Reply::Complete) {
+                    req.reply = Reply::Streaming(tx);
                 }
             }
-            other => *reply = other,
+            other => req.reply = other,
         }
         Ok(flags & ipc::OUT_DONE != 0)
     }
@@ -387,15 +441,59 @@ impl Slot {
     }
 }
 
+/// Turns `resp` into a Server-Sent Events response when the script set
+/// `Content-Type: text/event-stream`, or set no Content-Type for a request
+/// that accepts `text/event-stream`. Returns whether it did.
+fn make_sse(resp: &mut Response<Body>, accepts_sse: bool, default_content_type: bool) -> bool {
+    let h = resp.headers_mut();
+    let declared = h
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let wanted = accepts_sse && default_content_type;
+    if !(declared || wanted) {
+        return false;
+    }
+    if !declared {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+    }
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    h.remove(http::header::CONTENT_LENGTH);
+    h.remove(http::header::CONTENT_ENCODING);
+    true
+}
+
+/// Whether `data` ends an SSE event (a blank line, in any of the line-ending
+/// forms the spec allows).
+fn ends_event(data: &[u8]) -> bool {
+    data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n") || data.ends_with(b"\r\r")
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    default_content_type: bool,
 }
 
 /// Status and header lines as PHP produced them. Lines hyper cannot send
 /// (bad names or values) are dropped with a warning rather than failing the
 /// whole response.
-fn decode_head(d: &mut Decoder<'_>) -> Result<(StatusCode, HeaderMap), ipc::DecodeError> {
+fn decode_head(d: &mut Decoder<'_>) -> Result<Head, ipc::DecodeError> {
     let status = StatusCode::from_u16(d.u16()?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let flags = d.u8()?;
     let n = d.u32()?;
     let mut headers = HeaderMap::with_capacity(n as usize + 2);
     for _ in 0..n {
@@ -416,5 +514,49 @@ fn decode_head(d: &mut Decoder<'_>) -> Result<(StatusCode, HeaderMap), ipc::Deco
             ),
         }
     }
-    Ok((status, headers))
+    Ok(Head {
+        status,
+        headers,
+        default_content_type: flags & ipc::HEAD_DEFAULT_CONTENT_TYPE != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_boundaries() {
+        assert!(ends_event(b"data: x\n\n"));
+        assert!(ends_event(b"data: x\r\n\r\n"));
+        assert!(ends_event(b"data: x\r\r"));
+        assert!(!ends_event(b"data: x\n"));
+        assert!(!ends_event(b"data: x\ndata: y"));
+    }
+
+    fn resp(ct: Option<&'static str>) -> Response<Body> {
+        let mut r = Response::new(Body::Empty);
+        if let Some(ct) = ct {
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        r
+    }
+
+    #[test]
+    fn sse_detection() {
+        let mut r = resp(Some("text/event-stream"));
+        assert!(make_sse(&mut r, false, false));
+        assert_eq!(r.headers()["cache-control"], "no-cache");
+        assert_eq!(r.headers()["x-accel-buffering"], "no");
+        // Accept: text/event-stream and PHP's default type: SSE.
+        let mut r = resp(Some("text/html; charset=UTF-8"));
+        assert!(make_sse(&mut r, true, true));
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        // The script chose text/html itself: respected.
+        let mut r = resp(Some("text/html; charset=UTF-8"));
+        assert!(!make_sse(&mut r, true, false));
+        let mut r = resp(Some("text/html; charset=UTF-8"));
+        assert!(!make_sse(&mut r, false, true));
+    }
 }

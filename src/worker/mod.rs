@@ -156,9 +156,10 @@ struct Exchange<'a> {
     out: Encoder,
     /// Where the body bytes start in `out`.
     body_at: usize,
-    /// Offsets of the status and header count in `out`, while the head is
-    /// being written or waits to be sent.
-    head_at: Option<(usize, usize)>,
+    /// Offset of the status in `out` (head flags and header count follow),
+    /// while the head is being written or waits to be sent.
+    head_at: Option<usize>,
+    head_flags: u8,
     header_count: u32,
     status: u16,
     head_done: bool,
@@ -186,6 +187,7 @@ impl<'a> Exchange<'a> {
             out,
             body_at: PREFIX_LEN,
             head_at: None,
+            head_flags: 0,
             header_count: 0,
             status: 200,
             head_done: false,
@@ -206,19 +208,21 @@ impl<'a> Exchange<'a> {
     fn start_head(&mut self) {
         if self.head_at.is_none() && !self.head_sent {
             let status_at = self.out.len();
-            self.out.u16(0).u32(0);
-            self.head_at = Some((status_at, status_at + 2));
+            self.out.u16(0).u8(0).u32(0);
+            self.head_at = Some(status_at);
             self.body_at = self.out.len();
         }
     }
 
     fn patch_head(&mut self) {
-        if let Some((status_at, count_at)) = self.head_at {
+        if let Some(at) = self.head_at {
             let status = self.status.to_le_bytes();
             let count = self.header_count.to_le_bytes();
+            let flags = self.head_flags;
             let buf = self.out.as_mut_slice();
-            buf[status_at..status_at + 2].copy_from_slice(&status);
-            buf[count_at..count_at + 4].copy_from_slice(&count);
+            buf[at..at + 2].copy_from_slice(&status);
+            buf[at + 2] = flags;
+            buf[at + 3..at + 7].copy_from_slice(&count);
         }
     }
 
@@ -353,12 +357,15 @@ impl php::Handler for Exchange<'_> {
         self.push_header(line);
     }
 
-    fn headers_done(&mut self, status: u16) {
+    fn headers_done(&mut self, status: u16, default_content_type: bool) {
         if self.head_sent || self.ended {
             return;
         }
         self.start_head();
         self.status = status;
+        if default_content_type {
+            self.head_flags |= ipc::HEAD_DEFAULT_CONTENT_TYPE;
+        }
         self.head_done = true;
     }
 
