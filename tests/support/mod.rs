@@ -76,6 +76,11 @@ impl Server {
         Server { child, addr, log }
     }
 
+    /// The master's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
