@@ -1,0 +1,81 @@
+//! A real browser: Debian's chromium, headless, runs a page whose
+//! EventSource receives default and named events, reconnects after the
+//! server ends the stream, and sends Last-Event-ID.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Server, TempDir};
+
+#[test]
+fn chromium_eventsource_receives_reconnects_and_resumes() {
+    let s = Server::start(&[]);
+    let profile = TempDir::new("chromium");
+    let report_name = format!("spindle-es-report-{}", std::process::id());
+    let report = std::env::temp_dir().join(&report_name);
+    let _ = std::fs::remove_file(&report);
+    let mut browser = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(s.url(&format!("/sse/eventsource.html?file={report_name}")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium is installed by scripts/deps.sh test");
+    let end = Instant::now() + Duration::from_secs(60);
+    while !report.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The report may be written in more than one go; give it a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = browser.kill();
+    let _ = browser.wait();
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|_| panic!("no report from the browser; log:\n{}", s.log()));
+    let _ = std::fs::remove_file(&report);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    // Six events over two connections: the second resumed after id 3.
+    let counter: Vec<&str> = v["counter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(counter[..6], ["1", "2", "3", "4", "5", "6"], "{text}");
+    let ids: Vec<&str> = v["lastEventIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(ids[..6], ["1", "2", "3", "4", "5", "6"], "{text}");
+    assert!(
+        v["errors"].as_u64().unwrap() >= 1,
+        "the end of the first stream shows as an error event: {text}"
+    );
+    // Named events with JSON, multi-line data.
+    assert_eq!(v["named"]["greeting"]["hello"], "world", "{text}");
+    assert_eq!(v["named"]["greetingId"], "g1", "{text}");
+    assert_eq!(v["named"]["multi"], "line one\nline two", "{text}");
+    // Events 4..6 came from a second request that the script started from
+    // $_SERVER['HTTP_LAST_EVENT_ID']: the browser sent Last-Event-ID: 3.
+    // A fresh EventSource sends none.
+    assert_eq!(
+        v["named"]["plain"]["last_event_id"],
+        serde_json::Value::Null,
+        "{text}"
+    );
+}
