@@ -52,6 +52,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SPINDLE_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Threads of the master's HTTP runtime [default: one per 4 CPUs, at least 1].
+    #[arg(long, value_name = "N", env = "SPINDLE_THREADS")]
+    pub threads: Option<usize>,
+
     /// Set a php.ini entry, as the php CLI's -d (repeatable).
     #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
     pub define: Vec<(String, String)>,
@@ -204,6 +208,7 @@ pub struct Settings {
     pub docroot: PathBuf,
     pub listen: Listen,
     pub workers: usize,
+    pub threads: usize,
     pub php: PhpSettings,
     pub front_controller: Option<FrontController>,
     pub max_body_size: u64,
@@ -249,6 +254,12 @@ impl ServeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
+        let threads = match self.threads {
+            Some(0) => return Err(bad("--threads", "must be at least 1")),
+            Some(n) if n > 256 => return Err(bad("--threads", format!("{n} is more than 256"))),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4)),
+        };
         let ini_path = match &self.php_ini {
             Some(p) if !p.is_file() => {
                 return Err(bad("--php-ini", format!("{}: no such file", p.display())))
@@ -272,6 +283,7 @@ impl ServeArgs {
             docroot,
             listen: self.listen.clone(),
             workers,
+            threads,
             php: PhpSettings {
                 ini_path,
                 defines: self.define.clone(),

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
 pub use body::Body;
-pub use route::{resolve, Route, Script};
+pub use route::{resolve, Route, RouteCache, Script};
 pub use vars::ConnInfo;
 
 use crate::config::Settings;
@@ -41,6 +41,7 @@ pub struct App {
     pub settings: Arc<Settings>,
     pub pool: Pool,
     next_id: AtomicU64,
+    routes: RouteCache,
 }
 
 impl App {
@@ -49,6 +50,7 @@ impl App {
             settings,
             pool,
             next_id: AtomicU64::new(1),
+            routes: RouteCache::default(),
         }
     }
 
@@ -81,7 +83,7 @@ impl App {
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);
         }
-        let route = resolve(
+        let route = self.routes.resolve(
             &self.settings.docroot,
             req.uri().path(),
             req.uri().query(),

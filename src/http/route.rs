@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::config::FrontController;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Script(Script),
     Static(PathBuf),
@@ -24,7 +24,7 @@ pub enum Route {
     BadRequest,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     /// Absolute, canonical path of the script.
     pub filename: PathBuf,
@@ -149,6 +149,61 @@ pub fn resolve(
         }
     }
     fallback()
+}
+
+/// Remembers resolved routes for a short while, as nginx's open_file_cache
+/// and PHP's own realpath cache do: resolving costs a stat and a realpath
+/// (five syscalls for a short path), half of the master's syscalls for a
+/// hello-world request.
+///
+/// Only routes to existing files are cached, so a new file is served at
+/// once; a file deleted or replaced by a symlink is noticed within
+/// [`RouteCache::TTL`].
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Route)>>,
+}
+
+impl RouteCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    const MAX_ENTRIES: usize = 8192;
+
+    /// `resolve()`, through the cache.
+    pub fn resolve(
+        &self,
+        root: &Path,
+        raw_path: &str,
+        query: Option<&str>,
+        front: Option<&FrontController>,
+    ) -> Route {
+        let now = std::time::Instant::now();
+        {
+            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, route)) = map.get(raw_path) {
+                if now.duration_since(*at) < Self::TTL {
+                    return route.clone();
+                }
+            }
+        }
+        let route = resolve(root, raw_path, query, front);
+        let cacheable = match &route {
+            Route::Static(_) => true,
+            // The front controller's fallback answers for missing files:
+            // caching it would hide a file created a moment later.
+            Route::Script(s) => {
+                front.is_none_or(|f| s.filename != f.filename || s.path_info.is_none())
+            }
+            _ => false,
+        };
+        if cacheable {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= Self::MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(raw_path.to_string(), (now, route.clone()));
+        }
+        route
+    }
 }
 
 fn is_php(name: &[u8]) -> bool {
