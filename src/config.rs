@@ -31,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve a directory of PHP files and static assets over HTTP/1.1.
     Serve(ServeArgs),
+    /// Internal: the process that starts PHP and forks workers.
+    #[command(name = "__zygote", hide = true)]
+    Zygote(crate::worker::ZygoteArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,6 +58,10 @@ pub struct ServeArgs {
     /// Threads of the master's HTTP runtime [default: one per 4 CPUs, at least 1].
     #[arg(long, value_name = "N", env = "SPINDLE_THREADS")]
     pub threads: Option<usize>,
+
+    /// Run PHP workers as this user (when started as root).
+    #[arg(long, value_name = "USER", env = "SPINDLE_USER")]
+    pub user: Option<String>,
 
     /// Set a php.ini entry, as the php CLI's -d (repeatable).
     #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
@@ -149,7 +156,8 @@ impl fmt::Display for Listen {
     }
 }
 
-fn parse_define(s: &str) -> Result<(String, String), String> {
+/// `KEY=VALUE` (a bare `KEY` means `KEY=1`, as with the php CLI).
+pub fn parse_define(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').unwrap_or((s, "1"));
     let k = k.trim();
     if k.is_empty() {
@@ -224,6 +232,8 @@ pub struct Settings {
 pub struct PhpSettings {
     pub ini_path: Option<PathBuf>,
     pub defines: Vec<(String, String)>,
+    /// The user workers run as.
+    pub user: Option<String>,
 }
 
 /// The script that answers every path that is not a file.
@@ -254,6 +264,15 @@ impl ServeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
+        if let Some(name) = &self.user {
+            match nix::unistd::User::from_name(name) {
+                Ok(Some(_)) => {}
+                _ => return Err(bad("--user", format!("{name}: no such user"))),
+            }
+            if !nix::unistd::geteuid().is_root() {
+                return Err(bad("--user", "only works when spindle starts as root"));
+            }
+        }
         let threads = match self.threads {
             Some(0) => return Err(bad("--threads", "must be at least 1")),
             Some(n) if n > 256 => return Err(bad("--threads", format!("{n} is more than 256"))),
@@ -287,6 +306,7 @@ impl ServeArgs {
             php: PhpSettings {
                 ini_path,
                 defines: self.define.clone(),
+                user: self.user.clone(),
             },
             front_controller,
             max_body_size: self.max_body_size,

@@ -22,6 +22,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = args.resolve()?;
             spindle::server::run(settings)?;
         }
+        Command::Zygote(args) => spindle::worker::zygote_process(args),
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Start-up order and the accept loop.
 //!
-//! 1. Fork the zygote while the process is single-threaded; it starts PHP.
-//! 2. Bind the listener (the zygote never holds it).
+//! 1. Start the zygote (an exec of this binary); it starts PHP.
+//! 2. Bind the listener (the zygote never holds it: it is close-on-exec).
 //! 3. Ask the zygote for the workers.
-//! 4. Only now start tokio's threads, and serve.
+//! 4. Start tokio, and serve.
 
 use std::fmt;
 use std::io;

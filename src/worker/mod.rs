@@ -7,7 +7,7 @@
 
 mod zygote;
 
-pub use zygote::{Zygote, ZygoteError};
+pub use zygote::{zygote_process, Zygote, ZygoteArgs, ZygoteError};
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

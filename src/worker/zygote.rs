@@ -4,18 +4,22 @@
 //!
 //! The master is multi-threaded once tokio runs, and forking a multi-threaded
 //! process is unsafe (only the forking thread survives, locks held by others
-//! stay locked forever). So the master forks the zygote first, before any
-//! thread exists, and afterwards only asks it for workers over a socket.
+//! stay locked forever). So the zygote is a fresh exec of this binary
+//! (`spindle __zygote`), single-threaded from its first instruction, and the
+//! master only ever asks it for workers over a socket. A reload (SIGHUP)
+//! starts a new zygote the same way, so php.ini and OPcache start afresh.
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, getppid, ForkResult, Pid};
+use nix::unistd::{fork, getppid, ForkResult, Pid, User};
 
 use crate::config::PhpSettings;
 use crate::ipc::{self, Decoder, Encoder};
@@ -53,45 +57,120 @@ impl From<io::Error> for ZygoteError {
 pub struct Zygote {
     sock: Mutex<OwnedFd>,
     pid: Pid,
+    child: Mutex<Option<Child>>,
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        // The socket closes right after this (a field), which makes the
+        // zygote exit; its workers, all replaced by then, die with it.
+        // Reap it on a plain thread, never blocking an async one.
+        let child = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut child) = child {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+    }
+}
+
+/// The descriptor number the zygote finds its control socket on.
+const ZYGOTE_FD: i32 = 3;
+
+/// What `spindle __zygote` runs with (passed by [`Zygote::start`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ZygoteArgs {
+    /// The master's pid: the zygote exits when it is gone.
+    #[arg(long)]
+    pub parent: i32,
+    #[arg(long)]
+    pub php_ini: Option<std::path::PathBuf>,
+    #[arg(short = 'd', value_parser = crate::config::parse_define)]
+    pub define: Vec<(String, String)>,
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+/// The zygote process's main: never returns.
+pub fn zygote_process(args: ZygoteArgs) -> ! {
+    // SAFETY: Zygote::start placed the control socket on ZYGOTE_FD for us,
+    // and nothing else in this fresh process owns that descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(ZYGOTE_FD) };
+    let _ = nix::fcntl::fcntl(
+        ZYGOTE_FD,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    die_with_parent(Pid::from_raw(args.parent));
+    let php = PhpSettings {
+        ini_path: args.php_ini,
+        defines: args.define,
+        user: args.user,
+    };
+    zygote_main(sock, &php)
 }
 
 impl Zygote {
-    /// Forks the zygote, which starts PHP and reports back.
-    ///
-    /// Must be called while the process is still single-threaded.
+    /// Starts a zygote process (a fresh exec of this binary, so it works
+    /// from the multi-threaded master too), which starts PHP and reports back.
     pub fn start(php: &PhpSettings) -> Result<Zygote, ZygoteError> {
         let (master_end, zygote_end) = ipc::seqpacket_pair()?;
-        let master_pid = nix::unistd::getpid();
-        // SAFETY: the caller guarantees this process has a single thread, so
-        // the child starts with a consistent copy of every lock and allocator.
-        match unsafe { fork() }
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("fork: {e}")))?
-        {
-            ForkResult::Child => {
-                drop(master_end);
-                die_with_parent(master_pid);
-                zygote_main(zygote_end, php)
-            }
-            ForkResult::Parent { child } => {
-                drop(zygote_end);
-                let mut buf = vec![0u8; 4096];
-                let r = ipc::recv_msg(master_end.as_raw_fd(), &mut buf, false)?;
-                let mut d = Decoder::new(&buf[..r.len]);
-                match d.u8() {
-                    Ok(MSG_READY) => Ok(Zygote {
-                        sock: Mutex::new(master_end),
-                        pid: child,
-                    }),
-                    Ok(MSG_FAILED) => Err(ZygoteError {
-                        detail: String::from_utf8_lossy(d.str().unwrap_or(b"PHP failed to start"))
-                            .into_owned(),
-                    }),
-                    _ => Err(ZygoteError {
-                        detail: "PHP failed to start (the zygote exited; see the messages above)"
-                            .into(),
-                    }),
+        let exe = std::env::current_exe()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("__zygote")
+            .arg("--parent")
+            .arg(nix::unistd::getpid().as_raw().to_string());
+        if let Some(ini) = &php.ini_path {
+            cmd.arg("--php-ini").arg(ini);
+        }
+        for (k, v) in &php.defines {
+            cmd.arg("-d").arg(format!("{k}={v}"));
+        }
+        if let Some(user) = &php.user {
+            cmd.arg("--user").arg(user);
+        }
+        cmd.stdin(Stdio::null());
+        let child_fd = zygote_end.as_raw_fd();
+        // SAFETY: the closure runs in the forked child just before exec and
+        // only calls dup2/fcntl, which are async-signal-safe; it allocates
+        // nothing and takes no lock, so the master's other threads cannot
+        // have left anything it uses in a bad state.
+        unsafe {
+            cmd.pre_exec(move || {
+                if child_fd == ZYGOTE_FD {
+                    if libc::fcntl(ZYGOTE_FD, libc::F_SETFD, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(child_fd, ZYGOTE_FD) < 0 {
+                    return Err(io::Error::last_os_error());
                 }
-            }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| ZygoteError {
+            detail: format!("cannot start the zygote process: {e}"),
+        })?;
+        drop(zygote_end);
+        let pid = Pid::from_raw(child.id() as i32);
+        let zygote = Zygote {
+            sock: Mutex::new(master_end),
+            pid,
+            child: Mutex::new(Some(child)),
+        };
+        let mut buf = vec![0u8; 4096];
+        let r = {
+            let sock = zygote.sock.lock().unwrap_or_else(|p| p.into_inner());
+            ipc::recv_msg(sock.as_raw_fd(), &mut buf, false)?
+        };
+        let mut d = Decoder::new(&buf[..r.len]);
+        match d.u8() {
+            Ok(MSG_READY) => Ok(zygote),
+            Ok(MSG_FAILED) => Err(ZygoteError {
+                detail: String::from_utf8_lossy(d.str().unwrap_or(b"PHP failed to start"))
+                    .into_owned(),
+            }),
+            _ => Err(ZygoteError {
+                detail: "PHP failed to start (the zygote exited; see the messages above)".into(),
+            }),
         }
     }
 
@@ -155,6 +234,16 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
         // SAFETY: _exit takes no pointers and never returns.
         unsafe { libc::_exit(1) }
     }
+    if let Some(name) = &php.user {
+        if let Err(e) = drop_privileges(name) {
+            let mut m = Encoder::default();
+            m.u8(MSG_FAILED)
+                .str(format!("--user {name}: {e}").as_bytes());
+            let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
+            // SAFETY: _exit takes no pointers and never returns.
+            unsafe { libc::_exit(1) }
+        }
+    }
     let _ = ipc::send_msg(fd, &[&[MSG_READY]], None, false);
     let me = nix::unistd::getpid();
     let mut buf = [0u8; 512];
@@ -209,6 +298,23 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             }
         }
     }
+}
+
+/// Becomes `name` (its uid, gid and supplementary groups) for good. Runs in
+/// the zygote after PHP's module startup, so workers never hold root, while
+/// the master keeps what it needs (its bound socket, the power to kill them).
+fn drop_privileges(name: &str) -> Result<(), String> {
+    let user = User::from_name(name)
+        .map_err(|e| format!("looking up the user: {e}"))?
+        .ok_or_else(|| "no such user".to_string())?;
+    let cname = std::ffi::CString::new(name).map_err(|_| "bad user name".to_string())?;
+    nix::unistd::initgroups(&cname, user.gid).map_err(|e| format!("initgroups: {e}"))?;
+    nix::unistd::setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
+    nix::unistd::setuid(user.uid).map_err(|e| format!("setuid: {e}"))?;
+    if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() && !user.uid.is_root() {
+        return Err("could still regain root".into());
+    }
+    Ok(())
 }
 
 /// Collects exited workers, logging the ones that did not exit cleanly.
