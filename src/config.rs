@@ -23,6 +23,10 @@ pub const DEFAULT_PHP_INI: &str = "/etc/php/8.2/embed/php.ini";
     about = "A PHP application server with streaming flush()"
 )]
 pub struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, value_name = "FORMAT", env = "SPINDLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +119,53 @@ pub struct ServeArgs {
     )]
     pub sse_keepalive: u64,
 
+    /// Replace a worker after it served this many requests (as FPM's
+    /// pm.max_requests). 0 never.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SPINDLE_MAX_REQUESTS",
+        default_value_t = 0
+    )]
+    pub max_requests: u64,
+
+    /// Replace a worker, between requests, once its resident memory passes
+    /// this size (K, M, G). Off by default.
+    #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_WORKER_RSS", value_parser = parse_size)]
+    pub max_worker_rss: Option<u64>,
+
+    /// Seconds a request may wait in the queue for a worker before it gets
+    /// 503 with Retry-After. 0 waits as long as it takes.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_QUEUE_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub queue_timeout: u64,
+
+    /// On SIGTERM/SIGINT, seconds to let in-flight requests finish before
+    /// workers are stopped.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_SHUTDOWN_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Serve /health and /metrics (Prometheus) on this address. Off by default.
+    #[arg(long, value_name = "ADDR", env = "SPINDLE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// One log line per request (target "access").
+    #[arg(long, value_name = "on|off", env = "SPINDLE_ACCESS_LOG", default_value = "on", value_parser = parse_on_off)]
+    pub access_log: bool,
+
+    /// Write the master's pid here (for `kill -HUP $(cat FILE)` to reload).
+    #[arg(long, value_name = "FILE", env = "SPINDLE_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
+
     /// Requests that may wait for a busy worker; beyond that, 503.
     #[arg(
         long,
@@ -164,6 +215,14 @@ pub fn parse_define(s: &str) -> Result<(String, String), String> {
         return Err(format!("'{s}' is not KEY=VALUE"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("'{s}': expected on or off")),
+    }
 }
 
 /// `64M`, `512K`, `1G` or plain bytes.
@@ -225,6 +284,13 @@ pub struct Settings {
     pub max_heartbeat: u32,
     pub sse_keepalive: Option<Duration>,
     pub queue_size: usize,
+    pub max_requests: Option<u64>,
+    pub max_worker_rss: Option<u64>,
+    pub queue_timeout: Option<Duration>,
+    pub shutdown_timeout: Duration,
+    pub admin_listen: Option<SocketAddr>,
+    pub access_log: bool,
+    pub pid_file: Option<PathBuf>,
 }
 
 /// How PHP's module layer starts.
@@ -317,6 +383,14 @@ impl ServeArgs {
             sse_keepalive: (self.sse_keepalive > 0)
                 .then(|| Duration::from_secs(self.sse_keepalive)),
             queue_size: self.queue_size,
+            max_requests: (self.max_requests > 0).then_some(self.max_requests),
+            max_worker_rss: self.max_worker_rss.filter(|n| *n > 0),
+            queue_timeout: (self.queue_timeout > 0)
+                .then(|| Duration::from_secs(self.queue_timeout)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            admin_listen: self.admin_listen,
+            access_log: self.access_log,
+            pid_file: self.pid_file.clone(),
         })
     }
 }

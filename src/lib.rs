@@ -5,9 +5,11 @@
 //! framed protocol ([`ipc`]). Workers run PHP through Spindle's own SAPI
 //! module (`ext/`, wrapped by [`php`]).
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod ipc;
+pub mod metrics;
 pub mod php;
 pub mod pool;
 pub mod server;

@@ -9,11 +9,15 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Listen, Settings};
 use crate::http::{App, ConnInfo};
-use crate::pool::{Pool, PoolConfig};
+use crate::metrics::Metrics;
+use crate::pool::{Pool, PoolConfig, Supervisor};
 use crate::worker::{Zygote, ZygoteError};
 
 /// Why the server could not start or stopped with an error.
@@ -88,14 +92,31 @@ fn bind(listen: &Listen) -> Result<Bound, Error> {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM; SIGHUP replaces every worker.
 pub fn run(settings: Settings) -> Result<(), Error> {
-    let zygote = Arc::new(Zygote::start(&settings.php)?);
+    let zygote = Zygote::start(&settings.php)?;
     let bound = bind(&settings.listen)?;
+    let admin = match settings.admin_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                .map_err(|e| Error::new(format!("cannot listen on {addr} (--admin-listen)"), e))?,
+        ),
+        None => None,
+    };
     let mut workers = Vec::with_capacity(settings.workers);
     for id in 1..=settings.workers as u64 {
         workers.push(zygote.spawn_worker(id)?);
     }
+    let _pid_file = match &settings.pid_file {
+        Some(path) => {
+            std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+                Error::new(format!("cannot write --pid-file {}", path.display()), e)
+            })?;
+            Some(RemoveOnDrop(path.clone()))
+        }
+        None => None,
+    };
 
     // One runtime thread is a current_thread runtime: no cross-thread
     // wake-ups at all, which on a 2-core machine cut the master's CPU per
@@ -113,18 +134,22 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::new("cannot start the runtime", e))?;
     let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::default());
     let result = runtime.block_on(async move {
+        let supervisor = Supervisor::new(zygote, settings.php.clone(), metrics.clone());
         let pool = Pool::start(
-            zygote.clone(),
+            supervisor.clone(),
             workers,
             PoolConfig {
                 queue_size: settings.queue_size,
                 request_timeout: settings.request_timeout,
                 sse_keepalive: settings.sse_keepalive,
+                max_requests: settings.max_requests,
+                max_worker_rss: settings.max_worker_rss,
             },
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;
-        let app = Arc::new(App::new(settings.clone(), pool));
+        let app = Arc::new(App::new(settings.clone(), pool.clone()));
         let local = match &bound {
             Bound::Tcp(l) => l
                 .local_addr()
@@ -132,27 +157,71 @@ pub fn run(settings: Settings) -> Result<(), Error> {
                 .map_or_else(|| settings.listen.to_string(), |a| format!("http://{a}")),
             Bound::Unix(_, p) => format!("unix:{}", p.display()),
         };
+        let ready = Arc::new(AtomicBool::new(true));
+        if let Some(admin) = admin {
+            let admin =
+                TcpListener::from_std(admin).map_err(|e| Error::new("admin listener", e))?;
+            tracing::info!(
+                "admin (health, metrics) on http://{}",
+                admin
+                    .local_addr()
+                    .map_err(|e| Error::new("admin listener", e))?
+            );
+            tokio::spawn(crate::admin::serve(admin, pool.clone(), ready.clone()));
+        }
+        tokio::spawn(reload_on_sighup(supervisor));
         tracing::info!(
             docroot = %settings.docroot.display(),
             workers = settings.workers,
             sapi = crate::php::sapi_name(),
             "listening on {local}"
         );
+        let graceful = GracefulShutdown::new();
         tokio::select! {
-            r = accept_loop(bound, app) => r,
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
-                Ok(())
-            }
+            r = accept_loop(bound, app, &graceful) => r?,
+            _ = shutdown_signal() => {}
         }
+        // Stop accepting (the listener is gone with accept_loop), let
+        // in-flight requests finish, close idle keep-alive connections.
+        ready.store(false, Ordering::Relaxed);
+        tracing::info!(
+            "shutting down: waiting up to {:?} for in-flight requests",
+            settings.shutdown_timeout
+        );
+        match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!("shutdown timeout reached; ending the remaining requests"),
+        }
+        Ok(())
     });
     // Dropping the runtime closes every worker socket; workers and the
     // zygote exit on EOF (and by PR_SET_PDEATHSIG if we crash).
-    drop(runtime);
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result
 }
 
-async fn accept_loop(bound: Bound, app: Arc<App>) -> Result<(), Error> {
+async fn reload_on_sighup(supervisor: Arc<Supervisor>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler: reloads are off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: starting fresh workers (php.ini and code are read again)");
+        match supervisor.reload().await {
+            Ok(()) => {
+                tracing::info!("reload: new PHP started; workers are replaced as they become idle")
+            }
+            Err(e) => tracing::error!("reload failed, keeping the current workers: {e}"),
+        }
+    }
+}
+
+async fn accept_loop(
+    bound: Bound,
+    app: Arc<App>,
+    graceful: &GracefulShutdown,
+) -> Result<(), Error> {
     match bound {
         Bound::Tcp(l) => {
             let l = TcpListener::from_std(l).map_err(|e| Error::new("listener", e))?;
@@ -169,7 +238,9 @@ async fn accept_loop(bound: Bound, app: Arc<App>) -> Result<(), Error> {
                     peer: Some(peer),
                     local: stream.local_addr().ok(),
                 };
-                tokio::spawn(app.clone().serve_connection(stream, conn));
+                let app = app.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move { app.serve_connection(stream, conn, watcher).await });
             }
         }
         Bound::Unix(l, path) => {
@@ -187,7 +258,9 @@ async fn accept_loop(bound: Bound, app: Arc<App>) -> Result<(), Error> {
                     peer: None,
                     local: None,
                 };
-                tokio::spawn(app.clone().serve_connection(stream, conn));
+                let app = app.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move { app.serve_connection(stream, conn, watcher).await });
             }
         }
     }

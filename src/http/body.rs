@@ -26,6 +26,43 @@ pub enum Body {
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Chunk>),
     File(ReaderStream<tokio::fs::File>),
+    /// A streamed body whose end (or abandonment) is reported.
+    Tracked(Box<Tracked>),
+}
+
+/// Counts a body's bytes and calls `done` once with the total when it ends
+/// or is dropped (the client went away).
+pub struct Tracked {
+    inner: Body,
+    bytes: u64,
+    done: Option<Box<dyn FnOnce(u64) + Send>>,
+}
+
+impl Tracked {
+    pub fn new(inner: Body, done: impl FnOnce(u64) + Send + 'static) -> Tracked {
+        Tracked {
+            inner,
+            bytes: 0,
+            done: Some(Box::new(done)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracked")
+            .field("inner", &self.inner)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(self.bytes);
+        }
+    }
 }
 
 impl Body {
@@ -54,6 +91,15 @@ impl http_body::Body for Body {
             Body::File(s) => Pin::new(s)
                 .poll_next(cx)
                 .map(|c| c.map(|c| c.map(Frame::data))),
+            Body::Tracked(t) => {
+                let polled = Pin::new(&mut t.inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(data) = frame.data_ref() {
+                        t.bytes += data.len() as u64;
+                    }
+                }
+                polled
+            }
         }
     }
 
@@ -61,6 +107,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
+            Body::Tracked(t) => t.inner.is_end_stream(),
             _ => false,
         }
     }
@@ -69,6 +116,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Tracked(t) => t.inner.size_hint(),
             _ => SizeHint::default(),
         }
     }

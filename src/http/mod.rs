@@ -9,9 +9,9 @@ mod vars;
 use std::convert::Infallible;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
@@ -28,7 +29,8 @@ pub use vars::ConnInfo;
 
 use crate::config::Settings;
 use crate::ipc;
-use crate::pool::{Job, Pool};
+use crate::metrics::Metrics;
+use crate::pool::{Job, Pool, ServedBy};
 use vars::{BodyPlacement, RequestMessage};
 
 const TOO_LARGE: &str = "413 Payload Too Large: the request body exceeds --max-body-size";
@@ -40,22 +42,29 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct App {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    pub metrics: Arc<Metrics>,
     next_id: AtomicU64,
     routes: RouteCache,
 }
+
+/// The request id Spindle gave a PHP request; in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub u64);
 
 impl App {
     pub fn new(settings: Arc<Settings>, pool: Pool) -> App {
         App {
             settings,
+            metrics: pool.supervisor().metrics.clone(),
             pool,
             next_id: AtomicU64::new(1),
             routes: RouteCache::default(),
         }
     }
 
-    /// Serves HTTP/1.1 on one accepted connection until it closes.
-    pub async fn serve_connection<I>(self: Arc<Self>, io: I, conn: ConnInfo)
+    /// Serves HTTP/1.1 on one accepted connection until it closes, or
+    /// until `graceful` shuts it down after its in-flight request.
+    pub async fn serve_connection<I>(self: Arc<Self>, io: I, conn: ConnInfo, graceful: Watcher)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -66,19 +75,37 @@ impl App {
             let conn = conn.clone();
             async move { Ok::<_, Infallible>(app.handle(req, &conn).await) }
         });
-        let result = http1::Builder::new()
+        let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .keep_alive(true)
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(self.settings.max_header_size)
-            .serve_connection(TokioIo::new(io), service)
-            .await;
+            .serve_connection(TokioIo::new(io), service);
+        let result = graceful.watch(conn).await;
         if let Err(e) = result {
             tracing::debug!("connection: {e}");
         }
     }
 
     async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let resp = self.respond(req, conn).await;
+        let record = AccessRecord {
+            metrics: self.metrics.clone(),
+            log: self.settings.access_log,
+            start,
+            method,
+            path,
+            status: resp.status().as_u16(),
+            worker: resp.extensions().get::<ServedBy>().map(|w| w.0),
+            request: resp.extensions().get::<RequestId>().map(|r| r.0),
+        };
+        record.attach(resp)
+    }
+
+    async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
         let method = req.method();
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);
@@ -160,8 +187,10 @@ impl App {
         }
         .encode();
 
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
+        let dispatched = Arc::new(AtomicBool::new(false));
         let job = Job {
+            dispatched: dispatched.clone(),
             id,
             message,
             body_fd,
@@ -173,17 +202,86 @@ impl App {
                 .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream")),
         };
         if self.pool.submit(job).is_err() {
-            let mut r = body::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "503 Service Unavailable: all workers are busy",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
+            self.metrics
+                .rejected_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            return busy("503 Service Unavailable: all workers are busy and the queue is full");
         }
-        match rx.await {
-            Ok(resp) => resp,
-            Err(_) => body::status(StatusCode::BAD_GATEWAY),
+        let mut resp = match self.settings.queue_timeout {
+            None => rx.await,
+            Some(limit) => {
+                tokio::select! {
+                    r = &mut rx => r,
+                    _ = tokio::time::sleep(limit) => {
+                        if dispatched.load(Ordering::Relaxed) {
+                            rx.await
+                        } else {
+                            // Dropping `rx` tells the slot to skip the job.
+                            self.metrics.rejected_queue_timeout.fetch_add(1, Ordering::Relaxed);
+                            return busy("503 Service Unavailable: no worker became free in time");
+                        }
+                    }
+                }
+            }
+        }
+        .unwrap_or_else(|_| body::status(StatusCode::BAD_GATEWAY));
+        resp.extensions_mut().insert(RequestId(id));
+        resp
+    }
+}
+
+fn busy(msg: &str) -> Response<Body> {
+    let mut r = body::text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// What the access log and the metrics need to know about a request once
+/// its response is complete.
+struct AccessRecord {
+    metrics: Arc<Metrics>,
+    log: bool,
+    start: Instant,
+    method: Method,
+    path: String,
+    status: u16,
+    worker: Option<u64>,
+    request: Option<u64>,
+}
+
+impl AccessRecord {
+    /// Records now for a response whose body is already known; otherwise
+    /// when the streamed body ends (or the client goes away).
+    fn attach(self, resp: Response<Body>) -> Response<Body> {
+        use http_body::Body as _;
+        if resp.body().is_end_stream() || matches!(resp.body(), Body::Full(_)) {
+            let bytes = resp.body().size_hint().exact().unwrap_or(0);
+            self.finish(bytes);
+            resp
+        } else {
+            resp.map(|inner| {
+                Body::Tracked(Box::new(body::Tracked::new(inner, move |bytes| {
+                    self.finish(bytes)
+                })))
+            })
+        }
+    }
+
+    fn finish(self, bytes: u64) {
+        let took = self.start.elapsed();
+        self.metrics.request(self.status, took);
+        if self.log {
+            tracing::info!(
+                target: "access",
+                method = %self.method,
+                path = %self.path,
+                status = self.status,
+                bytes,
+                duration_ms = took.as_secs_f64() * 1000.0,
+                worker = self.worker,
+                request = self.request,
+            );
         }
     }
 }

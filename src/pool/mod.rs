@@ -5,7 +5,8 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,12 +14,14 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 
+use crate::config::PhpSettings;
 use crate::http::body::{self, Body, Chunk};
 use crate::ipc::{self, Channel, Decoder, Encoder};
-use crate::worker::Zygote;
+use crate::metrics::{Metrics, Restart};
+use crate::worker::{Zygote, ZygoteError};
 
 /// Chunks that may wait between a worker and a slow client, per request.
 /// With the socket buffers this bounds a streaming request's memory.
@@ -37,16 +40,24 @@ pub struct Job {
     pub reply: oneshot::Sender<Response<Body>>,
     /// The request's Accept header includes `text/event-stream`.
     pub accepts_sse: bool,
+    /// Set when a worker takes the job: until then the HTTP side may give
+    /// up on it (--queue-timeout).
+    pub dispatched: Arc<AtomicBool>,
 }
 
 /// The queue was full.
 #[derive(Debug)]
 pub struct QueueFull;
 
+/// The worker slot that answered a request; in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedBy(pub u64);
+
 /// The master's handle on its workers.
 #[derive(Debug, Clone)]
 pub struct Pool {
     queue: async_channel::Sender<Job>,
+    supervisor: Arc<Supervisor>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,32 +66,96 @@ pub struct PoolConfig {
     pub request_timeout: Option<Duration>,
     /// Quiet time after which an SSE stream gets a keep-alive comment.
     pub sse_keepalive: Option<Duration>,
+    /// Replace a worker after this many requests (pm.max_requests).
+    pub max_requests: Option<u64>,
+    /// Replace a worker, between requests, once its RSS passes this (bytes).
+    pub max_worker_rss: Option<u64>,
+}
+
+/// What every slot shares: the current zygote, its generation, the metrics.
+#[derive(Debug)]
+pub struct Supervisor {
+    zygote: RwLock<Arc<Zygote>>,
+    generation: watch::Sender<u64>,
+    php: PhpSettings,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Supervisor {
+    pub fn new(zygote: Zygote, php: PhpSettings, metrics: Arc<Metrics>) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            zygote: RwLock::new(Arc::new(zygote)),
+            generation: watch::Sender::new(0),
+            php,
+            metrics,
+        })
+    }
+
+    fn current(&self) -> (Arc<Zygote>, u64) {
+        let z = self
+            .zygote
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (z, *self.generation.borrow())
+    }
+
+    /// Starts a new zygote (php.ini read again, a fresh OPcache) and has
+    /// every worker replaced by one of its children, each slot between two
+    /// of its requests, so no request fails. The old zygote goes away with
+    /// its last worker. On error the old workers stay.
+    pub async fn reload(&self) -> Result<(), ZygoteError> {
+        let php = self.php.clone();
+        let z = tokio::task::spawn_blocking(move || Zygote::start(&php))
+            .await
+            .map_err(|e| ZygoteError::from(io::Error::other(e)))??;
+        *self.zygote.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(z);
+        self.generation.send_modify(|g| *g += 1);
+        Ok(())
+    }
 }
 
 impl Pool {
     /// Starts one task per worker. Call from inside the tokio runtime.
     pub fn start(
-        zygote: Arc<Zygote>,
+        supervisor: Arc<Supervisor>,
         workers: Vec<(OwnedFd, Pid)>,
         config: PoolConfig,
     ) -> io::Result<Pool> {
         let (tx, rx) = async_channel::bounded(config.queue_size);
+        let (zygote, generation) = supervisor.current();
         for (i, (sock, pid)) in workers.into_iter().enumerate() {
             let slot = Slot {
                 id: i as u64 + 1,
                 conn: WorkerConn::new(sock, pid)?,
                 zygote: zygote.clone(),
+                generation,
+                served: 0,
                 buf: vec![0u8; ipc::MAX_MESSAGE],
                 config: config.clone(),
+                supervisor: supervisor.clone(),
             };
+            supervisor.metrics.workers.fetch_add(1, Relaxed);
             tokio::spawn(slot.run(rx.clone()));
         }
-        Ok(Pool { queue: tx })
+        Ok(Pool {
+            queue: tx,
+            supervisor,
+        })
     }
 
     /// Queues a request, or refuses it when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), QueueFull> {
         self.queue.try_send(job).map_err(|_| QueueFull)
+    }
+
+    /// Requests waiting for a worker.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
     }
 }
 
@@ -111,14 +186,13 @@ impl WorkerConn {
         // The process may be gone already; ESRCH is fine.
         let _ = kill(self.pid, Signal::SIGKILL);
     }
-}
 
-/// Why a worker must be replaced.
-#[derive(Debug, Clone, Copy)]
-enum Replace {
-    Died,
-    Timeout,
-    Protocol,
+    /// Resident memory, from /proc.
+    fn rss(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
 }
 
 /// Where the response of the current request stands.
@@ -182,45 +256,123 @@ struct InFlight {
     /// The last bytes sent ended an event (or nothing was sent yet): a
     /// keep-alive comment here cannot split an event.
     at_event_boundary: bool,
+    /// Counts this response in `open_streams` while it streams.
+    stream_gauge: Option<StreamGauge>,
+}
+
+/// One open stream in the metrics, for as long as it lives.
+struct StreamGauge(Arc<Metrics>);
+
+impl StreamGauge {
+    fn new(m: &Arc<Metrics>) -> StreamGauge {
+        m.open_streams.fetch_add(1, Relaxed);
+        StreamGauge(m.clone())
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Relaxed);
+    }
 }
 
 struct Slot {
     id: u64,
     conn: WorkerConn,
+    /// The zygote that forked this slot's worker, and its generation: kept
+    /// alive until the worker is replaced.
     zygote: Arc<Zygote>,
+    generation: u64,
+    /// Requests the current worker has served.
+    served: u64,
     buf: Vec<u8>,
     config: PoolConfig,
+    supervisor: Arc<Supervisor>,
 }
 
 impl Slot {
     async fn run(mut self, queue: async_channel::Receiver<Job>) {
-        while let Ok(job) = queue.recv().await {
+        let mut generations = self.supervisor.generation.subscribe();
+        loop {
+            let job = tokio::select! {
+                job = queue.recv() => match job {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+                changed = generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *generations.borrow_and_update() != self.generation {
+                        self.replace(Restart::Reload).await;
+                    }
+                    continue;
+                }
+            };
+            job.dispatched.store(true, Relaxed);
             if job.reply.is_closed() {
-                // The client left while the request waited in the queue.
+                // The client left, or gave up, while the request waited.
                 continue;
             }
-            if let Err(why) = self.serve(job).await {
-                self.replace(why).await;
+            let metrics = self.supervisor.metrics.clone();
+            metrics.busy_workers.fetch_add(1, Relaxed);
+            let result = self.serve(job).await;
+            metrics.busy_workers.fetch_sub(1, Relaxed);
+            self.served += 1;
+            match result {
+                Err(why) => self.replace(why).await,
+                Ok(()) => {
+                    if let Some(why) = self.recycle_reason() {
+                        self.replace(why).await;
+                    }
+                }
             }
         }
     }
 
-    async fn replace(&mut self, why: Replace) {
-        tracing::warn!(
-            worker = self.id,
-            pid = self.conn.pid.as_raw(),
-            "replacing worker ({why:?})"
-        );
-        self.conn.kill();
+    /// Whether the worker should be replaced now, between requests.
+    fn recycle_reason(&self) -> Option<Restart> {
+        if *self.supervisor.generation.borrow() != self.generation {
+            return Some(Restart::Reload);
+        }
+        if self
+            .config
+            .max_requests
+            .is_some_and(|max| self.served >= max)
+        {
+            return Some(Restart::MaxRequests);
+        }
+        if let Some(max) = self.config.max_worker_rss {
+            if self.conn.rss().is_some_and(|rss| rss > max) {
+                return Some(Restart::Rss);
+            }
+        }
+        None
+    }
+
+    async fn replace(&mut self, why: Restart) {
+        let pid = self.conn.pid.as_raw();
+        if why.kills() {
+            tracing::warn!(worker = self.id, pid, "replacing worker ({})", why.name());
+            self.conn.kill();
+        } else {
+            // An idle worker exits by itself when its socket closes below.
+            tracing::info!(worker = self.id, pid, "recycling worker ({})", why.name());
+        }
+        self.supervisor.metrics.restart(why);
         let mut delay = Duration::from_millis(10);
         loop {
-            let zygote = self.zygote.clone();
+            let (zygote, generation) = self.supervisor.current();
             let id = self.id;
-            let spawned = tokio::task::spawn_blocking(move || zygote.spawn_worker(id)).await;
+            let z = zygote.clone();
+            let spawned = tokio::task::spawn_blocking(move || z.spawn_worker(id)).await;
             match spawned {
                 Ok(Ok((sock, pid))) => match WorkerConn::new(sock, pid) {
                     Ok(conn) => {
                         self.conn = conn;
+                        self.zygote = zygote;
+                        self.generation = generation;
+                        self.served = 0;
                         return;
                     }
                     Err(e) => tracing::error!(worker = self.id, "registering the new worker: {e}"),
@@ -235,13 +387,14 @@ impl Slot {
 
     /// Runs one request on this slot's worker. `Err` means the worker must be
     /// replaced (the response has been answered or cut already).
-    async fn serve(&mut self, job: Job) -> Result<(), Replace> {
+    async fn serve(&mut self, job: Job) -> Result<(), Restart> {
         let Job {
             id,
             message,
             body_fd,
             reply,
             accepts_sse,
+            dispatched: _,
         } = job;
         let mut req = InFlight {
             id,
@@ -249,12 +402,13 @@ impl Slot {
             accepts_sse,
             sse: false,
             at_event_boundary: true,
+            stream_gauge: None,
         };
         if let Err(e) = self.conn.send(&message, body_fd.as_ref()).await {
             tracing::error!(worker = self.id, request = id, "sending to the worker: {e}");
             req.reply
                 .fail(StatusCode::BAD_GATEWAY, "worker unavailable");
-            return Err(Replace::Died);
+            return Err(Restart::Crash);
         }
         drop(body_fd);
 
@@ -280,7 +434,7 @@ impl Slot {
                     tracing::warn!(worker = self.id, request = id, "request timed out");
                     req.reply
                         .fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
-                    return Err(Replace::Timeout);
+                    return Err(Restart::Timeout);
                 }
                 Event::ClientGone => {
                     req.reply = Reply::Aborted;
@@ -302,7 +456,7 @@ impl Slot {
                         "receiving from the worker: {e}"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                    return Err(Replace::Died);
+                    return Err(Restart::Crash);
                 }
                 Event::Message(Ok(0)) => {
                     tracing::error!(
@@ -311,7 +465,7 @@ impl Slot {
                         "worker process died during the request"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
-                    return Err(Replace::Died);
+                    return Err(Restart::Crash);
                 }
                 Event::Message(Ok(n)) => {
                     let msg = Bytes::copy_from_slice(&self.buf[..n]);
@@ -345,7 +499,7 @@ impl Slot {
                         other => {
                             tracing::error!(worker = self.id, "unexpected message type {other}");
                             req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                            return Err(Replace::Protocol);
+                            return Err(Restart::Protocol);
                         }
                     }
                 }
@@ -360,12 +514,12 @@ impl Slot {
         msg: Bytes,
         sleep: &mut std::pin::Pin<&mut tokio::time::Sleep>,
         deadline: Option<Instant>,
-    ) -> Result<bool, Replace> {
+    ) -> Result<bool, Restart> {
         let mut d = Decoder::new(&msg[1..]);
-        let flags = d.u8().map_err(|_| Replace::Protocol)?;
-        let _id = d.u64().map_err(|_| Replace::Protocol)?;
+        let flags = d.u8().map_err(|_| Restart::Protocol)?;
+        let _id = d.u64().map_err(|_| Restart::Protocol)?;
         let head = if flags & ipc::OUT_HEAD != 0 {
-            Some(decode_head(&mut d).map_err(|_| Replace::Protocol)?)
+            Some(decode_head(&mut d).map_err(|_| Restart::Protocol)?)
         } else {
             None
         };
@@ -379,11 +533,12 @@ impl Slot {
         match std::mem::replace(&mut req.reply, Reply::Complete) {
             Reply::Waiting(tx) => {
                 let Some(head) = head else {
-                    return Err(Replace::Protocol);
+                    return Err(Restart::Protocol);
                 };
                 let mut resp = Response::new(Body::Empty);
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
+                resp.extensions_mut().insert(ServedBy(self.id));
                 req.sse = make_sse(&mut resp, req.accepts_sse, head.default_content_type);
                 // An SSE response is always streamed, so it never carries a
                 // Content-Length, even when the script ended at once.
@@ -391,11 +546,14 @@ impl Slot {
                     Body::full(data)
                 } else {
                     let (btx, brx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
+                    let metrics = &self.supervisor.metrics;
+                    metrics.bytes_streamed.fetch_add(data.len() as u64, Relaxed);
                     if !data.is_empty() {
                         let _ = btx.try_send(Ok(data));
                     }
                     if !end {
                         req.reply = Reply::Streaming(btx);
+                        req.stream_gauge = Some(StreamGauge::new(metrics));
                     }
                     Body::Channel(brx)
                 };
@@ -412,11 +570,17 @@ impl Slot {
                         p = tx.reserve() => p.ok(),
                         _ = sleep.as_mut(), if deadline.is_some() => {
                             let _ = tx.try_send(Err(io::Error::other("request timed out")));
-                            return Err(Replace::Timeout);
+                            return Err(Restart::Timeout);
                         }
                     };
                     match permit {
-                        Some(p) => p.send(Ok(data)),
+                        Some(p) => {
+                            self.supervisor
+                                .metrics
+                                .bytes_streamed
+                                .fetch_add(data.len() as u64, Relaxed);
+                            p.send(Ok(data));
+                        }
                         None => {
                             req.reply = Reply::Aborted;
                             self.send_abort(req.id).await;

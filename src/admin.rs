@@ -1,0 +1,78 @@
+//! The admin listener (`--admin-listen`): `/health` and `/metrics`.
+//! Kept off the main listener so it can be firewalled separately.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::http::body::{self, Body};
+use crate::pool::Pool;
+
+pub async fn serve(listener: TcpListener, pool: Pool, ready: Arc<AtomicBool>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let pool = pool.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let r = answer(&req, &pool, &ready);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn answer(req: &Request<Incoming>, pool: &Pool, ready: &AtomicBool) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return body::status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let metrics = &pool.supervisor().metrics;
+    match req.uri().path() {
+        // Ready while accepting requests; 503 once shutdown has begun, so a
+        // load balancer stops sending before the listener closes.
+        "/health" | "/health/ready" => {
+            let ok = ready.load(Ordering::Relaxed);
+            let workers = metrics.workers.load(Ordering::Relaxed);
+            let busy = metrics.busy_workers.load(Ordering::Relaxed);
+            let text = format!(
+                "{{\"status\":\"{}\",\"workers\":{workers},\"busy\":{busy},\"queue\":{}}}\n",
+                if ok { "ok" } else { "shutting_down" },
+                pool.queue_len()
+            );
+            let mut r = Response::new(Body::full(text));
+            *r.status_mut() = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        // Alive as long as the master answers at all.
+        "/health/live" => body::text(StatusCode::OK, "alive"),
+        "/metrics" => {
+            let mut r = Response::new(Body::full(metrics.render(pool.queue_len())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        _ => body::status(StatusCode::NOT_FOUND),
+    }
+}

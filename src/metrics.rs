@@ -1,0 +1,250 @@
+//! Counters for the admin listener's `/metrics` (Prometheus text format).
+//! Plain atomics: updating them costs a few nanoseconds on the hot path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the request duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Why a worker was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// It died during a request (signal, exit, OOM kill).
+    Crash,
+    /// Its request overran the deadline.
+    Timeout,
+    /// It sent something the master could not understand.
+    Protocol,
+    /// It served --max-requests requests.
+    MaxRequests,
+    /// Its memory passed --max-worker-rss.
+    Rss,
+    /// A reload (SIGHUP) asked for fresh workers.
+    Reload,
+}
+
+impl Restart {
+    const ALL: [Restart; 6] = [
+        Restart::Crash,
+        Restart::Timeout,
+        Restart::Protocol,
+        Restart::MaxRequests,
+        Restart::Rss,
+        Restart::Reload,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Restart::Crash => "crash",
+            Restart::Timeout => "timeout",
+            Restart::Protocol => "protocol",
+            Restart::MaxRequests => "max_requests",
+            Restart::Rss => "rss",
+            Restart::Reload => "reload",
+        }
+    }
+    /// Whether the old process is killed (it may be stuck) rather than
+    /// let go between requests.
+    pub fn kills(self) -> bool {
+        matches!(self, Restart::Crash | Restart::Timeout | Restart::Protocol)
+    }
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    by_status: Vec<AtomicU64>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    duration_count: AtomicU64,
+    duration_sum_us: AtomicU64,
+    restarts: [AtomicU64; Restart::ALL.len()],
+    pub busy_workers: AtomicI64,
+    pub workers: AtomicI64,
+    pub open_streams: AtomicI64,
+    pub bytes_streamed: AtomicU64,
+    pub rejected_queue_full: AtomicU64,
+    pub rejected_queue_timeout: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            buckets: Default::default(),
+            duration_count: AtomicU64::new(0),
+            duration_sum_us: AtomicU64::new(0),
+            restarts: Default::default(),
+            busy_workers: AtomicI64::new(0),
+            workers: AtomicI64::new(0),
+            open_streams: AtomicI64::new(0),
+            bytes_streamed: AtomicU64::new(0),
+            rejected_queue_full: AtomicU64::new(0),
+            rejected_queue_timeout: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// A finished request: its status and how long it took, end to end.
+    pub fn request(&self, status: u16, took: Duration) {
+        if let Some(c) = self.by_status.get(status as usize) {
+            c.fetch_add(1, Relaxed);
+        }
+        let secs = took.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Relaxed);
+                break;
+            }
+        }
+        self.duration_count.fetch_add(1, Relaxed);
+        self.duration_sum_us
+            .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    pub fn restart(&self, why: Restart) {
+        let i = Restart::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.restarts[i].fetch_add(1, Relaxed);
+    }
+
+    pub fn restarts(&self, why: Restart) -> u64 {
+        let i = Restart::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.restarts[i].load(Relaxed)
+    }
+
+    /// The Prometheus text exposition; `queue_depth` is sampled by the caller.
+    pub fn render(&self, queue_depth: usize) -> String {
+        let mut o = String::with_capacity(4096);
+        o.push_str("# HELP spindle_requests_total Requests answered, by HTTP status.\n");
+        o.push_str("# TYPE spindle_requests_total counter\n");
+        for (code, c) in self.by_status.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(o, "spindle_requests_total{{code=\"{code}\"}} {n}");
+            }
+        }
+        o.push_str("# HELP spindle_request_duration_seconds Time from request to the end of the response.\n");
+        o.push_str("# TYPE spindle_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(
+                o,
+                "spindle_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.duration_count.load(Relaxed);
+        let _ = writeln!(
+            o,
+            "spindle_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.duration_sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(o, "spindle_request_duration_seconds_sum {sum}");
+        let _ = writeln!(o, "spindle_request_duration_seconds_count {count}");
+        gauge(
+            &mut o,
+            "spindle_queue_depth",
+            "PHP requests waiting for a worker.",
+            queue_depth as i64,
+        );
+        let busy = self.busy_workers.load(Relaxed);
+        let total = self.workers.load(Relaxed);
+        gauge(
+            &mut o,
+            "spindle_workers_busy",
+            "Workers running a request.",
+            busy,
+        );
+        gauge(
+            &mut o,
+            "spindle_workers_idle",
+            "Workers waiting for a request.",
+            (total - busy).max(0),
+        );
+        o.push_str("# HELP spindle_worker_restarts_total Workers replaced, by cause.\n");
+        o.push_str("# TYPE spindle_worker_restarts_total counter\n");
+        for r in Restart::ALL {
+            let _ = writeln!(
+                o,
+                "spindle_worker_restarts_total{{cause=\"{}\"}} {}",
+                r.name(),
+                self.restarts(r)
+            );
+        }
+        gauge(
+            &mut o,
+            "spindle_open_streams",
+            "Streamed (flushed) responses in progress.",
+            self.open_streams.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "spindle_streamed_bytes_total",
+            "Body bytes sent in streamed responses.",
+            self.bytes_streamed.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "spindle_rejected_queue_full_total",
+            "Requests answered 503 because the queue was full.",
+            self.rejected_queue_full.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "spindle_rejected_queue_timeout_total",
+            "Requests answered 503 after waiting --queue-timeout.",
+            self.rejected_queue_timeout.load(Relaxed),
+        );
+        o
+    }
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, v: i64) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+fn counter(o: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.request(200, Duration::from_millis(3));
+        m.request(200, Duration::from_millis(300));
+        m.request(502, Duration::from_secs(100));
+        m.restart(Restart::Crash);
+        let t = m.render(4);
+        assert!(
+            t.contains("spindle_requests_total{code=\"200\"} 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("spindle_requests_total{code=\"502\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("spindle_request_duration_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("spindle_request_duration_seconds_bucket{le=\"30\"} 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("spindle_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("spindle_worker_restarts_total{cause=\"crash\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("spindle_queue_depth 4\n"), "{t}");
+    }
+}
