@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a directory of PHP files and static assets over HTTP/1.1.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Internal: the process that starts PHP and forks workers.
     #[command(name = "__zygote", hide = true)]
     Zygote(crate::worker::ZygoteArgs),
