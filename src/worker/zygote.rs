@@ -283,6 +283,17 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             Ok(ForkResult::Child) => {
                 drop(sock);
                 die_with_parent(me);
+                // Rust's runtime handles SIGSEGV/SIGBUS to report stack
+                // overflows, and lets a signal that is not a guard-page fault
+                // through once. A worker must die of the first one, whatever
+                // sent it, so the master sees the crash.
+                for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
+                    // SAFETY: restoring the default disposition installs no
+                    // handler, so no async-signal-safety obligations arise.
+                    let _ = unsafe {
+                        nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)
+                    };
+                }
                 super::run(worker_sock, worker_id)
             }
             Ok(ForkResult::Parent { child }) => {

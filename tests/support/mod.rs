@@ -57,7 +57,10 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                        .collect();
                     let _ = tx.send(addr);
                 }
                 log2.lock().unwrap().push(line);
@@ -74,6 +77,42 @@ impl Server {
             }
         };
         Server { child, addr, log }
+    }
+
+    /// Sends `sig` to the master.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Waits for the master to exit; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The admin listener's address, from the log.
+    pub fn admin_url(&self, path: &str) -> String {
+        assert!(self.wait_for_log(
+            "admin (health, metrics) on http://",
+            Duration::from_secs(10)
+        ));
+        let log = self.log();
+        let addr = log
+            .split("admin (health, metrics) on http://")
+            .nth(1)
+            .map(|r| {
+                r.chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect::<String>()
+            })
+            .unwrap();
+        format!("http://{addr}{path}")
     }
 
     /// The master's process id.

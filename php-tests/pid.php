@@ -1,0 +1,1 @@
+<?php echo getmypid(), ' ', posix_getuid(), ' ', tokio_worker_id();
