@@ -159,7 +159,7 @@ pub struct ServeArgs {
     pub admin_listen: Option<SocketAddr>,
 
     /// One log line per request (target "access").
-    #[arg(long, value_name = "on|off", env = "SPINDLE_ACCESS_LOG", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", env = "SPINDLE_ACCESS_LOG", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub access_log: bool,
 
     /// Write the master's pid here (for `kill -HUP $(cat FILE)` to reload).

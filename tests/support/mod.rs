@@ -66,9 +66,9 @@ impl Server {
                 log2.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a.parse().expect("listen address"),
-            Err(_) => {
+        let addr = match rx.recv_timeout(Duration::from_secs(30)).map(|a| a.parse()) {
+            Ok(Ok(a)) => a,
+            _ => {
                 let _ = child.kill();
                 panic!(
                     "spindle did not start; log:\n{}",
