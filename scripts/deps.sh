@@ -6,7 +6,7 @@ set -euo pipefail
 
 want=(libphp8.2-embed php8.2-dev php8.2-opcache libclang-dev clang)
 if [ "${1:-}" = test ]; then
-  want+=(curl chromium)
+  want+=(curl chromium nginx-light)
 fi
 
 missing=()

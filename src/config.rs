@@ -166,6 +166,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "SPINDLE_PID_FILE")]
     pub pid_file: Option<PathBuf>,
 
+    /// Believe X-Forwarded-For/-Proto/-Host/-Port from this peer: an address,
+    /// a CIDR network, or `unix` (a Unix socket listener). Repeatable.
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "SPINDLE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<TrustedProxy>,
+
+    /// Permissions of the Unix socket file (octal), for `--listen unix:`.
+    #[arg(long, value_name = "MODE", env = "SPINDLE_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
+    pub socket_mode: u32,
+
     /// Requests that may wait for a busy worker; beyond that, 503.
     #[arg(
         long,
@@ -174,6 +188,30 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub queue_size: usize,
+}
+
+/// A peer whose X-Forwarded-* headers are believed: an address or network
+/// (`10.0.0.0/8`, `127.0.0.1`, `::1`), or `unix` for connections on a Unix
+/// socket listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedProxy {
+    Unix,
+    Net(ipnet::IpNet),
+}
+
+impl FromStr for TrustedProxy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "unix" {
+            return Ok(TrustedProxy::Unix);
+        }
+        if let Ok(n) = s.parse::<ipnet::IpNet>() {
+            return Ok(TrustedProxy::Net(n.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| TrustedProxy::Net(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("'{s}' is not an address, a CIDR network (10.0.0.0/8) or 'unix'"))
+    }
 }
 
 /// A listen address.
@@ -215,6 +253,13 @@ pub fn parse_define(s: &str) -> Result<(String, String), String> {
         return Err(format!("'{s}' is not KEY=VALUE"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("'{s}' is not an octal file mode such as 0660"))
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -291,6 +336,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     pub access_log: bool,
     pub pid_file: Option<PathBuf>,
+    pub trusted_proxies: Vec<TrustedProxy>,
+    pub socket_mode: u32,
 }
 
 /// How PHP's module layer starts.
@@ -391,6 +438,8 @@ impl ServeArgs {
             admin_listen: self.admin_listen,
             access_log: self.access_log,
             pid_file: self.pid_file.clone(),
+            trusted_proxies: self.trusted_proxy.clone(),
+            socket_mode: self.socket_mode,
         })
     }
 }

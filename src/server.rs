@@ -62,7 +62,7 @@ enum Bound {
     Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
 }
 
-fn bind(listen: &Listen) -> Result<Bound, Error> {
+fn bind(listen: &Listen, socket_mode: u32) -> Result<Bound, Error> {
     match listen {
         Listen::Tcp(addr) => {
             let l = std::net::TcpListener::bind(addr)
@@ -87,6 +87,9 @@ fn bind(listen: &Listen) -> Result<Bound, Error> {
                 .map_err(|e| Error::new(format!("cannot listen on unix:{}", path.display()), e))?;
             l.set_nonblocking(true)
                 .map_err(|e| Error::new("listener", e))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode))
+                .map_err(|e| Error::new(format!("cannot chmod {}", path.display()), e))?;
             Ok(Bound::Unix(l, path.clone()))
         }
     }
@@ -95,7 +98,7 @@ fn bind(listen: &Listen) -> Result<Bound, Error> {
 /// Runs the server until SIGINT or SIGTERM; SIGHUP replaces every worker.
 pub fn run(settings: Settings) -> Result<(), Error> {
     let zygote = Zygote::start(&settings.php)?;
-    let bound = bind(&settings.listen)?;
+    let bound = bind(&settings.listen, settings.socket_mode)?;
     let admin = match settings.admin_listen {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)

@@ -2,6 +2,7 @@
 //! and the hand-off of PHP requests to the worker pool.
 
 pub mod body;
+mod proxy;
 mod route;
 mod static_files;
 mod vars;

@@ -129,7 +129,17 @@ impl RequestMessage<'_> {
         var(&mut e, b"REQUEST_URI", uri.as_bytes());
         var(&mut e, b"QUERY_STRING", query.as_bytes());
         var(&mut e, b"REQUEST_METHOD", p.method.as_str().as_bytes());
-        var(&mut e, b"REQUEST_SCHEME", b"http");
+        let fwd =
+            super::proxy::forwarded(&p.headers, self.conn.peer, &self.settings.trusted_proxies);
+        let https = fwd.as_ref().and_then(|f| f.https).unwrap_or(false);
+        var(
+            &mut e,
+            b"REQUEST_SCHEME",
+            if https { b"https" } else { b"http" },
+        );
+        if https {
+            var(&mut e, b"HTTPS", b"on");
+        }
         let protocol: &[u8] = match p.version {
             Version::HTTP_10 => b"HTTP/1.0",
             _ => b"HTTP/1.1",
@@ -141,7 +151,14 @@ impl RequestMessage<'_> {
             b"SERVER_SOFTWARE",
             crate::SERVER_SOFTWARE.as_bytes(),
         );
-        let host = p.headers.get(header::HOST).map(|h| h.as_bytes());
+        let fwd_host = fwd.as_ref().and_then(|f| f.host.as_deref());
+        if let Some(h) = fwd_host {
+            // Registered after the HTTP_* loop, so it wins over the Host header.
+            var(&mut e, b"HTTP_HOST", h.as_bytes());
+        }
+        let host = fwd_host
+            .map(str::as_bytes)
+            .or_else(|| p.headers.get(header::HOST).map(|h| h.as_bytes()));
         let (server_name, host_port) = split_host(host);
         let local = self.conn.local;
         let server_name_owned;
@@ -154,21 +171,27 @@ impl RequestMessage<'_> {
             }
         };
         var(&mut e, b"SERVER_NAME", server_name);
-        let port = match (local, host_port) {
-            (Some(a), _) => a.port().to_string(),
-            (None, Some(p)) => String::from_utf8_lossy(p).into_owned(),
-            (None, None) => "80".to_string(),
+        let fwd_port = fwd.as_ref().and_then(|f| {
+            f.port
+                .or_else(|| f.https.map(|https| if https { 443 } else { 80 }))
+        });
+        let port = match (fwd_port, local, host_port) {
+            (Some(p), _, _) => p.to_string(),
+            (None, Some(a), _) => a.port().to_string(),
+            (None, None, Some(p)) => String::from_utf8_lossy(p).into_owned(),
+            (None, None, None) => "80".to_string(),
         };
         var(&mut e, b"SERVER_PORT", port.as_bytes());
         if let Some(a) = local {
             var(&mut e, b"SERVER_ADDR", a.ip().to_string().as_bytes());
         }
-        match self.conn.peer {
-            Some(a) => {
+        match (fwd.as_ref().and_then(|f| f.client), self.conn.peer) {
+            (Some(client), _) => var(&mut e, b"REMOTE_ADDR", client.to_string().as_bytes()),
+            (None, Some(a)) => {
                 var(&mut e, b"REMOTE_ADDR", a.ip().to_string().as_bytes());
                 var(&mut e, b"REMOTE_PORT", a.port().to_string().as_bytes());
             }
-            None => var(&mut e, b"REMOTE_ADDR", b""),
+            (None, None) => var(&mut e, b"REMOTE_ADDR", b""),
         }
         var(&mut e, b"REDIRECT_STATUS", b"200");
 

@@ -31,6 +31,51 @@ impl Server {
         Server::start_in(&fixtures(), extra)
     }
 
+    /// Listens on the Unix socket `sock`; `addr` is then meaningless until
+    /// the caller sets it (for example to a proxy in front).
+    pub fn start_unix(docroot: &Path, sock: &Path, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            docroot.to_string_lossy().into_owned(),
+            "--listen".into(),
+            format!("unix:{}", sock.display()),
+            "--workers".into(),
+            "2".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(binary())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start spindle");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on unix:") {
+                    let _ = tx.send(());
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!(
+                "spindle did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        Server {
+            child,
+            addr: "127.0.0.1:9".parse().unwrap(),
+            log,
+        }
+    }
+
     pub fn start_in(docroot: &Path, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
             "serve".into(),
