@@ -43,8 +43,14 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Document root: the directory whose .php files run and whose other
-    /// files are served as static files.
-    pub docroot: PathBuf,
+    /// files are served as static files (or `docroot` in the config file).
+    pub docroot: Option<PathBuf>,
+
+    /// A TOML file of settings: keys are these options' long names
+    /// (`workers = 4`, `max-body-size = "128M"`, `define = ["memory_limit=256M"]`).
+    /// Environment variables and flags override it.
+    #[arg(long, value_name = "FILE", env = "SPINDLE_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Where to listen: ADDR:PORT (IPv4 or [IPv6]) or unix:/path/to.sock.
     #[arg(
@@ -188,6 +194,105 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub queue_size: usize,
+}
+
+/// Parses the command line, with `serve --config FILE` merged in: built-in
+/// defaults < the TOML file < `SPINDLE_*` environment variables < flags.
+///
+/// The file is not parsed by hand: each key becomes the flag of the same
+/// name (added only where neither a flag nor the environment set it) and
+/// clap parses it, so a file value is checked exactly like a flag.
+pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+
+    let matches = Cli::command().try_get_matches_from(&args)?;
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Cli::from_arg_matches(&matches);
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Cli::from_arg_matches(&matches);
+    };
+    let config_error = |msg: String| {
+        Cli::command().error(
+            clap::error::ErrorKind::InvalidValue,
+            format!("--config {}: {msg}", path.display()),
+        )
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return Err(config_error(e.to_string())),
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => return Err(config_error(e.to_string())),
+    };
+    let serve_cmd = Cli::command();
+    let serve_cmd = serve_cmd.find_subcommand("serve").expect("serve exists");
+    // (id, the flag to pass it with; None for the positional document root)
+    let known: Vec<(String, Option<String>)> = serve_cmd
+        .get_arguments()
+        .filter(|a| a.get_id() != "config" && a.get_id() != "help")
+        .map(|a| {
+            let flag = a
+                .get_long()
+                .map(|l| format!("--{l}"))
+                .or_else(|| a.get_short().map(|c| format!("-{c}")));
+            (a.get_id().to_string(), flag)
+        })
+        .collect();
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in &table {
+        let id = key.replace('-', "_");
+        let Some((_, long)) = known.iter().find(|(k, _)| *k == id) else {
+            let mut names: Vec<String> = known.iter().map(|(k, _)| k.replace('_', "-")).collect();
+            names.sort();
+            return Err(config_error(format!(
+                "unknown key '{key}'; the keys are: {}",
+                names.join(", ")
+            )));
+        };
+        if matches!(
+            serve.value_source(&id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let values: Vec<String> = match value {
+            toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Option<_>>(),
+            v => toml_scalar(v).map(|s| vec![s]),
+        }
+        .ok_or_else(|| {
+            config_error(format!(
+                "'{key}' must be a string, number, boolean or a list of them"
+            ))
+        })?;
+        for v in values {
+            match long {
+                Some(flag) => {
+                    extra.push(flag.into());
+                    extra.push(v.into());
+                }
+                None => extra.push(v.into()), // the positional document root
+            }
+        }
+    }
+    let mut all = args;
+    all.extend(extra);
+    Cli::try_parse_from(all).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        config_error(first.trim_start_matches("error: ").to_string())
+    })
+}
+
+fn toml_scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "on" } else { "off" }.to_string()),
+        _ => None,
+    }
 }
 
 /// A peer whose X-Forwarded-* headers are believed: an address or network
@@ -361,10 +466,15 @@ pub struct FrontController {
 impl ServeArgs {
     /// Checks and resolves the arguments.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {
-        let docroot = self
-            .docroot
+        let given = self.docroot.as_ref().ok_or_else(|| {
+            bad(
+                "document root",
+                "missing: give it as an argument or as `docroot` in --config",
+            )
+        })?;
+        let docroot = given
             .canonicalize()
-            .map_err(|e| bad("document root", format!("{}: {e}", self.docroot.display())))?;
+            .map_err(|e| bad("document root", format!("{}: {e}", given.display())))?;
         if !docroot.is_dir() {
             return Err(bad(
                 "document root",

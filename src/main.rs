@@ -1,11 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use spindle::config::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match spindle::config::parse_args(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(&cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -87,8 +87,15 @@ impl Server {
             args.extend(["--workers".into(), "2".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        Server::start_args(&args, &[])
+    }
+
+    /// `spindle` with exactly `args` and extra environment variables; the
+    /// server must listen on TCP.
+    pub fn start_args(args: &[String], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(binary())
-            .args(&args)
+            .args(args)
+            .envs(env.iter().copied())
             .env("SPINDLE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

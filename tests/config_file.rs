@@ -1,0 +1,105 @@
+//! One settings model: built-in defaults < --config TOML < SPINDLE_* env < flags.
+
+mod support;
+
+use support::{client, run_to_exit, Server, TempDir};
+
+fn write_config(dir: &TempDir, body: &str) -> String {
+    let p = dir.path().join("spindle.toml");
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn ini(s: &Server) -> String {
+    client()
+        .get(s.url("/ini.php"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+#[test]
+fn the_file_sets_what_env_and_flags_do_not() {
+    let dir = TempDir::new("config");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("ini.php"),
+        "<?php echo ini_get('memory_limit'), ' ', tokio_worker_id();",
+    )
+    .unwrap();
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "docroot = \"{}\"\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndefine = [\"memory_limit=77M\"]\naccess-log = false\n",
+            root.display()
+        ),
+    );
+    // The file alone.
+    let s = Server::start_args(&["serve".into(), "--config".into(), cfg.clone()], &[]);
+    assert!(ini(&s).starts_with("77M 1"));
+    assert!(s.log().contains("workers=1"), "{}", s.log());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !s.log().contains("target=access") && !s.log().contains("path=/ini.php"),
+        "access-log = false"
+    );
+    drop(s);
+    // The environment beats the file; a flag beats both.
+    let s = Server::start_args(
+        &["serve".into(), "--config".into(), cfg.clone()],
+        &[("SPINDLE_WORKERS", "2")],
+    );
+    assert!(s.log().contains("workers=2"), "{}", s.log());
+    drop(s);
+    let s = Server::start_args(
+        &[
+            "serve".into(),
+            "--config".into(),
+            cfg,
+            "--workers".into(),
+            "3".into(),
+            "-d".into(),
+            "memory_limit=55M".into(),
+        ],
+        &[("SPINDLE_WORKERS", "2")],
+    );
+    assert!(s.log().contains("workers=3"), "{}", s.log());
+    // -d from the file and the flag add up; the flag comes last and wins.
+    assert!(ini(&s).starts_with("55M"));
+}
+
+#[test]
+fn bad_files_name_the_key() {
+    let dir = TempDir::new("badconfig");
+    let fixtures = support::fixtures();
+    let fx = fixtures.to_str().unwrap();
+    let cfg = write_config(&dir, "workerz = 3\n");
+    let (ok, err) = run_to_exit(&["serve", fx, "--config", &cfg]);
+    assert!(!ok);
+    assert!(err.contains("unknown key 'workerz'"), "{err}");
+    assert!(err.contains("workers"), "lists the accepted keys: {err}");
+
+    let cfg = write_config(&dir, "workers = \"many\"\n");
+    let (ok, err) = run_to_exit(&["serve", fx, "--config", &cfg]);
+    assert!(!ok);
+    assert!(err.contains("--workers") && err.contains("many"), "{err}");
+
+    let cfg = write_config(&dir, "access-log = \"sometimes\"\n");
+    let (ok, err) = run_to_exit(&["serve", fx, "--config", &cfg]);
+    assert!(!ok);
+    assert!(
+        err.contains("--access-log") && err.contains("on or off"),
+        "{err}"
+    );
+
+    let cfg = write_config(&dir, "this is not toml\n");
+    let (ok, err) = run_to_exit(&["serve", fx, "--config", &cfg]);
+    assert!(!ok);
+    assert!(err.contains("--config"), "{err}");
+
+    let (ok, err) = run_to_exit(&["serve", fx, "--config", "/nonexistent/spindle.toml"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/spindle.toml"), "{err}");
+}
