@@ -299,6 +299,11 @@ int spindle_php_startup(const char *ini_path, const char *ini_entries)
     return 0;
 }
 
+void spindle_set_phpinfo_as_text(int as_text)
+{
+    spindle_sapi_module.phpinfo_as_text = as_text;
+}
+
 void spindle_php_shutdown(void)
 {
     php_module_shutdown();

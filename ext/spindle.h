@@ -81,6 +81,10 @@ typedef struct spindle_callbacks {
  */
 int spindle_php_startup(const char *ini_path, const char *ini_entries);
 
+/* phpinfo() prints plain text instead of HTML (for `spindle php-info`).
+ * Call before spindle_php_startup(). */
+void spindle_set_phpinfo_as_text(int as_text);
+
 /* Shuts PHP's module layer down again. */
 void spindle_php_shutdown(void);
 

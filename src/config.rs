@@ -35,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve a directory of PHP files and static assets over HTTP/1.1.
     Serve(Box<ServeArgs>),
+    /// Print the effective PHP configuration (phpinfo() as text, like `php -i`)
+    /// for the php.ini and -d entries `serve` would use.
+    PhpInfo(PhpInfoArgs),
     /// Internal: the process that starts PHP and forks workers.
     #[command(name = "__zygote", hide = true)]
     Zygote(crate::worker::ZygoteArgs),
@@ -317,6 +320,16 @@ impl FromStr for TrustedProxy {
             .map(|ip| TrustedProxy::Net(ipnet::IpNet::from(ip)))
             .map_err(|_| format!("'{s}' is not an address, a CIDR network (10.0.0.0/8) or 'unix'"))
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PhpInfoArgs {
+    /// php.ini to read instead of Debian's embed php.ini.
+    #[arg(long, value_name = "FILE", env = "SPINDLE_PHP_INI")]
+    pub php_ini: Option<PathBuf>,
+    /// Set a php.ini entry, as the php CLI's -d (repeatable).
+    #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
+    pub define: Vec<(String, String)>,
 }
 
 /// A listen address.

@@ -24,6 +24,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = args.resolve()?;
             spindle::server::run(settings)?;
         }
+        Command::PhpInfo(args) => {
+            spindle::info::run(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         Command::Zygote(args) => spindle::worker::zygote_process(args),
     }
     Ok(())

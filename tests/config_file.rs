@@ -103,3 +103,21 @@ fn bad_files_name_the_key() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/spindle.toml"), "{err}");
 }
+
+#[test]
+fn php_info_shows_the_effective_php_configuration() {
+    let out = std::process::Command::new(support::binary())
+        .args(["php-info", "-d", "memory_limit=123M"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Server API => Spindle"), "{text}");
+    assert!(text.contains("memory_limit => 123M => 123M"));
+    assert!(text.contains("Loaded Configuration File => /etc/php/8.2/embed/php.ini"));
+    assert!(text.contains("opcache.enable => On"));
+}

@@ -68,6 +68,13 @@ pub fn startup(ini_path: Option<&Path>, defines: &[(String, String)]) -> Result<
     Ok(())
 }
 
+/// Makes phpinfo() print plain text. Call before [`startup`].
+pub fn set_phpinfo_as_text() {
+    // SAFETY: sets one int field of the static module struct; called before
+    // startup, single-threaded.
+    unsafe { sys::spindle_set_phpinfo_as_text(1) }
+}
+
 /// The SAPI name PHP reports (`PHP_SAPI`).
 pub fn sapi_name() -> &'static str {
     // SAFETY: returns a pointer to a static NUL-terminated array in ext/.
