@@ -4,7 +4,10 @@
 #   scripts/deps.sh test   also what the test suite drives
 set -euo pipefail
 
-want=(libphp8.2-embed php8.2-dev php8.2-opcache libclang-dev clang)
+# What a server runs with (also the Docker image's runtime stage), plus what
+# the build needs.
+mapfile -t want < <("$(dirname "$0")/runtime-deps.sh" --list)
+want+=(php8.2-dev libclang-dev clang)
 if [ "${1:-}" = test ]; then
   want+=(curl chromium nginx-light)
 fi

@@ -274,3 +274,14 @@ fn sessions_survive_across_workers() {
         "requests should have been served by both workers: {pids:?}"
     );
 }
+
+#[test]
+fn the_runtime_extension_set_loads_in_workers() {
+    // scripts/runtime-deps.sh (also the Docker image's runtime stage)
+    // installs these; Debian enables them in the embed SAPI's conf.d.
+    let s = Server::start(&[]);
+    let v = json(client().get(s.url("/extensions.php")).send().unwrap());
+    for (ext, loaded) in v.as_object().unwrap() {
+        assert_eq!(loaded, true, "{ext} is not loaded in a worker");
+    }
+}
