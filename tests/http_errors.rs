@@ -164,3 +164,28 @@ fn unix_socket_listener() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("Hello, World!"), "{out}");
 }
+
+#[test]
+fn ipv6_listener() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine");
+        return;
+    }
+    let args: Vec<String> = [
+        "serve",
+        support::fixtures().to_str().unwrap(),
+        "--listen",
+        "[::1]:0",
+        "--workers",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let s = Server::start_args(&args, &[]);
+    assert!(s.addr.is_ipv6());
+    let r = client().get(s.url("/info.php")).send().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(v["server"]["REMOTE_ADDR"], "::1");
+    assert_eq!(v["server"]["SERVER_ADDR"], "::1");
+}
