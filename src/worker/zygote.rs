@@ -130,10 +130,9 @@ impl Zygote {
         }
         cmd.stdin(Stdio::null());
         let child_fd = zygote_end.as_raw_fd();
-        // SAFETY: the closure runs in the forked child just before exec and
-        // only calls dup2/fcntl, which are async-signal-safe; it allocates
-        // nothing and takes no lock, so the master's other threads cannot
-        // have left anything it uses in a bad state.
+        // Runs in the forked child just before exec, where only
+        // async-signal-safe calls are allowed (the master has other threads).
+        // SAFETY: only dup2/fcntl, which are async-signal-safe; no allocation, no lock.
         unsafe {
             cmd.pre_exec(move || {
                 if child_fd == ZYGOTE_FD {

@@ -43,32 +43,7 @@ impl Server {
             "2".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(binary())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start spindle");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on unix:") {
-                    let _ = tx.send(());
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!(
-                "spindle did not start; log:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        }
+        let (child, log, _) = spawn(&args, &[], "listening on unix:");
         Server {
             child,
             addr: "127.0.0.1:9".parse().unwrap(),
@@ -93,41 +68,14 @@ impl Server {
     /// `spindle` with exactly `args` and extra environment variables; the
     /// server must listen on TCP.
     pub fn start_args(args: &[String], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(binary())
-            .args(args)
-            .envs(env.iter().copied())
-            .env("SPINDLE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start spindle");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)).map(|a| a.parse()) {
-            Ok(Ok(a)) => a,
-            _ => {
-                let _ = child.kill();
-                panic!(
-                    "spindle did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+        let (child, log, rest) = spawn(args, env, "listening on http://");
+        let addr: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
+        let addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("listen address in {rest:?}"));
         Server { child, addr, log }
     }
 
@@ -209,6 +157,47 @@ impl Server {
             }
         }
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Starts `spindle` and waits for a log line containing `marker`; returns
+/// the process, its log so far (kept up to date) and what followed `marker`.
+fn spawn(
+    args: &[String],
+    env: &[(&str, &str)],
+    marker: &'static str,
+) -> (Child, Arc<Mutex<Vec<String>>>, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("SPINDLE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start spindle");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split(marker).nth(1) {
+                let _ = tx.send(rest.to_string());
+            }
+            log2.lock().unwrap().push(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(rest) => (child, log, rest),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "spindle did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
     }
 }
 
