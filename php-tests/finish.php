@@ -4,5 +4,5 @@
 echo "response done";
 fastcgi_finish_request();
 echo "discarded";
-usleep(300000);
+usleep(1000000);
 file_put_contents(sys_get_temp_dir() . '/' . basename($_GET['marker'] ?? 'spindle-finish'), 'after');

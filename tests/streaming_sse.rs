@@ -369,7 +369,7 @@ fn finish_request_completes_the_response_while_the_script_continues() {
         .unwrap();
     assert_eq!(r.text().unwrap(), "response done");
     assert!(
-        t.elapsed() < Duration::from_millis(250),
+        t.elapsed() < Duration::from_millis(700),
         "the client waited for the script: {:?}",
         t.elapsed()
     );
@@ -470,7 +470,7 @@ fn a_slow_reader_slows_the_script_instead_of_growing_memory() {
     tcp.write_all(b"GET /big.php?kb=65536 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut buf = [0u8; 4096];
-    let _ = tcp.read(&mut buf).unwrap();
+    let first = tcp.read(&mut buf).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     // The master's memory stays bounded while the script is stalled.
     let rss = rss_kib(s.pid());
@@ -480,7 +480,7 @@ fn a_slow_reader_slows_the_script_instead_of_growing_memory() {
     );
     // Reading everything still delivers the whole response.
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut total = 0usize;
+    let mut total = first;
     loop {
         match tcp.read(&mut buf) {
             Ok(0) | Err(_) => break,

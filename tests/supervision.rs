@@ -41,11 +41,18 @@ fn a_crashing_worker_costs_one_request_and_is_replaced() {
         assert_eq!(status, 502, "{path}");
         let (status, body) = slow.join().unwrap();
         assert_eq!((status, body.as_str()), (200, "first\nsecond\n"), "{path}");
-        // Both workers serve again.
+        // Both workers serve again, once the replacement is up (it is forked
+        // in the background; meanwhile the other worker serves everything).
         for _ in 0..6 {
             assert_eq!(get(&s, "/hello.php").0, 200);
         }
-        assert_eq!(pids(&s, 8).len(), 2);
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut seen = pids(&s, 8);
+        while seen.len() < 2 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+            seen = pids(&s, 8);
+        }
+        assert_eq!(seen.len(), 2, "two workers serve after the crash");
     }
     let metrics = s.log();
     assert!(metrics.contains("replacing worker (crash)"), "{metrics}");

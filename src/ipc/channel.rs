@@ -34,6 +34,19 @@ impl Channel {
         }
     }
 
+    /// Receives what messages are queued (at least one, at most
+    /// `bufs.len()`), lengths into `lens`; returns how many. A first length
+    /// of 0 means the peer is gone. Cancel-safe, like [`Channel::recv`].
+    pub async fn recv_many(&self, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|s| super::recv_many(s.as_raw_fd(), bufs, lens)) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Receives one message into `buf`; `Ok(0)` when the peer is gone.
     /// Cancel-safe: a message is either received whole or left queued.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -16,7 +16,7 @@ mod socket;
 
 pub use channel::Channel;
 pub use codec::{DecodeError, Decoder, Encoder};
-pub use socket::{recv_msg, send_msg, seqpacket_pair, set_buffer_sizes, Received};
+pub use socket::{recv_many, recv_msg, send_msg, seqpacket_pair, set_buffer_sizes, Received};
 
 /// A request for PHP. Fields, in order: `u8` flags ([`REQ_BODY_FD`],
 /// [`REQ_BODY_INLINE`]), `u64` request id, `f64` request time, `i64` content

@@ -116,3 +116,70 @@ pub fn recv_msg(sock: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<Re
 fn os_error(call: &str, e: nix::errno::Errno) -> io::Error {
     io::Error::new(io::Error::from(e).kind(), format!("{call}: {e}"))
 }
+
+/// Receives up to `bufs.len()` messages in one `recvmmsg` call without
+/// waiting; their lengths go to `lens`. Returns how many arrived. A first
+/// message of length 0 means the peer closed the socket. Messages carrying
+/// descriptors are not expected here (the worker never sends any).
+///
+/// One syscall for a burst of small flushes instead of one per flush: a
+/// SOCK_SEQPACKET reader cannot otherwise take many messages at once the way
+/// a stream reader takes many bytes.
+pub fn recv_many(sock: RawFd, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+    let n = bufs.len().min(lens.len());
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero bytes
+            // are a valid (empty) value.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    loop {
+        // SAFETY: `hdrs` holds `n` headers whose iovecs point into `bufs`,
+        // all alive and exclusively borrowed for the call; no control
+        // buffers are given, so the kernel writes only into those buffers
+        // and the headers.
+        let r = unsafe {
+            libc::recvmmsg(
+                sock,
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let got = r as usize;
+        for (i, h) in hdrs[..got].iter().enumerate() {
+            if h.msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "IPC message larger than the receive buffer",
+                ));
+            }
+            lens[i] = h.msg_len as usize;
+        }
+        if got == 0 {
+            lens[0] = 0;
+            return Ok(1);
+        }
+        return Ok(got);
+    }
+}

@@ -23,6 +23,9 @@ use crate::ipc::{self, Channel, Decoder, Encoder};
 use crate::metrics::{Metrics, Restart};
 use crate::worker::{Zygote, ZygoteError};
 
+/// Messages taken from a worker in one `recvmmsg`.
+const RECV_BATCH: usize = 16;
+
 /// Chunks that may wait between a worker and a slow client, per request.
 /// With the socket buffers this bounds a streaming request's memory.
 const STREAM_CHANNEL_CAPACITY: usize = 8;
@@ -131,7 +134,10 @@ impl Pool {
                 zygote: zygote.clone(),
                 generation,
                 served: 0,
-                buf: vec![0u8; ipc::MAX_MESSAGE],
+                bufs: (0..RECV_BATCH)
+                    .map(|_| vec![0u8; ipc::MAX_MESSAGE])
+                    .collect(),
+                lens: [0; RECV_BATCH],
                 config: config.clone(),
                 supervisor: supervisor.clone(),
             };
@@ -176,10 +182,6 @@ impl WorkerConn {
 
     async fn send(&self, msg: &[u8], fd: Option<&OwnedFd>) -> io::Result<()> {
         self.channel.send(msg, fd).await
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.channel.recv(buf).await
     }
 
     fn kill(&self) {
@@ -285,7 +287,9 @@ struct Slot {
     generation: u64,
     /// Requests the current worker has served.
     served: u64,
-    buf: Vec<u8>,
+    /// Receive buffers for one `recvmmsg` (only touched pages become resident).
+    bufs: Vec<Vec<u8>>,
+    lens: [usize; RECV_BATCH],
     config: PoolConfig,
     supervisor: Arc<Supervisor>,
 }
@@ -424,7 +428,7 @@ impl Slot {
                 req.sse && matches!(req.reply, Reply::Streaming(_)) && keepalive_every.is_some();
             let event = tokio::select! {
                 biased;
-                r = self.conn.recv(&mut self.buf) => Event::Message(r),
+                r = self.conn.channel.recv_many(&mut self.bufs, &mut self.lens) => Event::Message(r),
                 _ = &mut sleep, if deadline.is_some() => Event::Timeout,
                 _ = req.reply.client_gone(), if req.reply.is_open() => Event::ClientGone,
                 _ = &mut keepalive, if streaming_sse => Event::KeepAlive,
@@ -458,7 +462,7 @@ impl Slot {
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
                     return Err(Restart::Crash);
                 }
-                Event::Message(Ok(0)) => {
+                Event::Message(Ok(count)) if count == 0 || self.lens[0] == 0 => {
                     tracing::error!(
                         worker = self.id,
                         request = id,
@@ -467,44 +471,87 @@ impl Slot {
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
                     return Err(Restart::Crash);
                 }
-                Event::Message(Ok(n)) => {
-                    let msg = Bytes::copy_from_slice(&self.buf[..n]);
-                    match msg[0] {
-                        ipc::MSG_OUTPUT => {
-                            let done = match self.output(&mut req, msg, &mut sleep, deadline).await
-                            {
-                                Ok(done) => done,
-                                Err(why) => {
-                                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                    return Err(why);
-                                }
-                            };
-                            if done {
-                                return Ok(());
-                            }
-                            if let Some(every) = keepalive_every {
-                                keepalive.as_mut().reset(Instant::now() + every);
-                            }
+                Event::Message(Ok(count)) => {
+                    let mut next = 0;
+                    while next < count {
+                        let msg = self.take_message(&mut next, count);
+                        if msg.is_empty() {
+                            // The worker closed its socket after these messages.
+                            req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
+                            return Err(Restart::Crash);
                         }
-                        ipc::MSG_HEARTBEAT => {
-                            let mut d = Decoder::new(&msg[1..]);
-                            if let (Ok(_), Ok(secs), Some(current)) = (d.u64(), d.u32(), deadline) {
-                                let extended = Instant::now() + Duration::from_secs(secs.into());
-                                if extended > current {
-                                    deadline = Some(extended);
-                                    sleep.as_mut().reset(extended);
+                        match msg[0] {
+                            ipc::MSG_OUTPUT => {
+                                let done =
+                                    match self.output(&mut req, msg, &mut sleep, deadline).await {
+                                        Ok(done) => done,
+                                        Err(why) => {
+                                            req.reply
+                                                .fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                            return Err(why);
+                                        }
+                                    };
+                                if done {
+                                    return Ok(());
+                                }
+                                if let Some(every) = keepalive_every {
+                                    keepalive.as_mut().reset(Instant::now() + every);
                                 }
                             }
-                        }
-                        other => {
-                            tracing::error!(worker = self.id, "unexpected message type {other}");
-                            req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                            return Err(Restart::Protocol);
+                            ipc::MSG_HEARTBEAT => {
+                                let mut d = Decoder::new(&msg[1..]);
+                                if let (Ok(_), Ok(secs), Some(current)) =
+                                    (d.u64(), d.u32(), deadline)
+                                {
+                                    let extended =
+                                        Instant::now() + Duration::from_secs(secs.into());
+                                    if extended > current {
+                                        deadline = Some(extended);
+                                        sleep.as_mut().reset(extended);
+                                    }
+                                }
+                            }
+                            other => {
+                                tracing::error!(
+                                    worker = self.id,
+                                    "unexpected message type {other}"
+                                );
+                                req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                return Err(Restart::Protocol);
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The message at `*next` of the batch just received, advancing `*next`.
+    /// A run of plain chunks (no head, not the end) is merged into one
+    /// message: a script flushing tiny events in a loop then costs the
+    /// master one channel send and one write per batch, not per flush.
+    fn take_message(&self, next: &mut usize, count: usize) -> Bytes {
+        const PREFIX: usize = 10; // type, flags, request id
+        let plain = |m: &[u8]| m.len() >= PREFIX && m[0] == ipc::MSG_OUTPUT && m[1] == 0;
+        let i = *next;
+        let first = &self.bufs[i][..self.lens[i]];
+        let mut end = i + 1;
+        if plain(first) {
+            while end < count && plain(&self.bufs[end][..self.lens[end]]) {
+                end += 1;
+            }
+        }
+        *next = end;
+        if end == i + 1 {
+            return Bytes::copy_from_slice(first);
+        }
+        let total = PREFIX + (i..end).map(|k| self.lens[k] - PREFIX).sum::<usize>();
+        let mut merged = bytes::BytesMut::with_capacity(total);
+        merged.extend_from_slice(&first[..PREFIX]);
+        for k in i..end {
+            merged.extend_from_slice(&self.bufs[k][PREFIX..self.lens[k]]);
+        }
+        merged.freeze()
     }
 
     /// Handles one `MSG_OUTPUT`; `Ok(true)` when the worker is idle again.

@@ -182,10 +182,12 @@ fn spawn(
     let log2 = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split(marker).nth(1) {
-                let _ = tx.send(rest.to_string());
-            }
+            // Logged before the caller is told, so it can see the line too.
+            let rest = line.split(marker).nth(1).map(str::to_string);
             log2.lock().unwrap().push(line);
+            if let Some(rest) = rest {
+                let _ = tx.send(rest);
+            }
         }
     });
     match rx.recv_timeout(Duration::from_secs(30)) {
