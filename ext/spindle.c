@@ -51,22 +51,53 @@ static size_t sapi_spindle_ub_write(const char *str, size_t len)
     return len;
 }
 
+/*
+ * Sends what php.ini's output_buffering buffer (Debian sets 4096) holds, so
+ * that echo + flush() reaches the client even with it on: under FPM that
+ * flush() sends nothing, the classic SSE pitfall. Buffers the script opened
+ * itself with ob_start() sit above it and are its own business: they stay
+ * untouched (ob_flush() + flush() moves their content through). Order is
+ * kept: everything in the bottom buffer is older than what is above it.
+ */
+static void drain_default_buffer(void)
+{
+    int level = php_output_get_level();
+    if (level < 1) {
+        return;
+    }
+    php_output_handler **base = (php_output_handler **)zend_stack_base(&OG(handlers));
+    if (!base || !base[0] || !zend_string_equals_literal(base[0]->name, "default output handler")) {
+        return;
+    }
+    if (level == 1) {
+        php_output_flush();
+        return;
+    }
+    /* Lift the script's buffers off the stack, flush the bottom one
+     * straight to the SAPI, put them back as they were. */
+    php_output_handler *bottom = base[0];
+    php_output_handler **above = emalloc(sizeof(*above) * (size_t)(level - 1));
+    for (int i = level - 2; i >= 0; i--) {
+        above[i] = *(php_output_handler **)zend_stack_top(&OG(handlers));
+        zend_stack_del_top(&OG(handlers));
+    }
+    php_output_handler *active = OG(active);
+    OG(active) = bottom;
+    php_output_flush();
+    OG(active) = active;
+    for (int i = 0; i < level - 1; i++) {
+        zend_stack_push(&OG(handlers), &above[i]);
+    }
+    efree(above);
+}
+
 static void sapi_spindle_flush(void *server_context)
 {
     (void)server_context;
     if (!cb || !current) {
         return;
     }
-    /*
-     * Drain php.ini's output_buffering buffer (Debian sets 4096), so that
-     * echo + flush() reaches the client even with it on: under FPM that
-     * flush() sends nothing, the classic SSE pitfall. Buffers the script
-     * opened itself with ob_start() are its own business and are left alone.
-     */
-    if (php_output_get_level() == 1 &&
-        php_output_handler_started(ZEND_STRL("default output handler"))) {
-        php_output_flush();
-    }
+    drain_default_buffer();
     if (!SG(headers_sent)) {
         sapi_send_headers();
     }

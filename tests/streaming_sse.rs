@@ -150,6 +150,33 @@ fn flush_works_with_output_buffering_on() {
 }
 
 #[test]
+fn implicit_flush_sends_every_echo() {
+    let s = Server::start(&[]);
+    let mut st = Stream::open(&s, "/implicit.php", "");
+    st.head();
+    let (first, t) = st.line().unwrap();
+    assert_eq!(first, "first");
+    assert!(t < Duration::from_millis(900), "{t:?}");
+    assert_eq!(st.line().unwrap().0, "second");
+}
+
+#[test]
+fn flush_leaves_the_scripts_own_ob_start_buffer_alone() {
+    let s = Server::start(&[]);
+    let mut st = Stream::open(&s, "/user_buffer.php", "");
+    st.head();
+    let (a, ta) = st.line().unwrap();
+    let (b, tb) = st.line().unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("buffered", "released"));
+    // Both left together, at ob_flush(), not at the first flush().
+    assert!(ta >= Duration::from_millis(700), "{ta:?}");
+    assert!(tb - ta < Duration::from_millis(200), "{ta:?} {tb:?}");
+    let (c, tc) = st.line().unwrap();
+    assert_eq!(c, "end");
+    assert!(tc - tb >= Duration::from_millis(700));
+}
+
+#[test]
 fn sse_events_arrive_one_by_one_with_sse_headers() {
     let s = Server::start(&[]);
     let mut st = Stream::open(

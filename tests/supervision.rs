@@ -123,6 +123,21 @@ fn workers_are_recycled_after_max_requests_between_requests() {
 }
 
 #[test]
+fn workers_over_the_rss_limit_are_recycled_between_requests() {
+    // Every PHP worker is larger than 1 MiB, so each is replaced after each
+    // request; none of the requests fails.
+    let s = Server::start(&["--workers", "1", "--max-worker-rss", "1M"]);
+    let mut seen = HashSet::new();
+    for _ in 0..4 {
+        let (status, body) = get(&s, "/pid.php");
+        assert_eq!(status, 200);
+        seen.insert(body.split(' ').next().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(s.log().contains("recycling worker (rss)"), "{}", s.log());
+}
+
+#[test]
 fn overload_gets_503_with_retry_after() {
     let s = Server::start(&[
         "--workers",

@@ -101,6 +101,7 @@ pub fn zygote_process(args: ZygoteArgs) -> ! {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     die_with_parent(Pid::from_raw(args.parent));
+    set_process_name("spindle-zygote");
     let php = PhpSettings {
         ini_path: args.php_ini,
         defines: args.define,
@@ -211,6 +212,13 @@ impl Zygote {
     }
 }
 
+/// The name `top`, `ps -o comm` and `pgrep` show (at most 15 bytes).
+fn set_process_name(name: &str) {
+    if let Ok(c) = std::ffi::CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&c);
+    }
+}
+
 /// Asks the kernel to SIGKILL this process when its parent dies, so no
 /// worker or zygote outlives a crashed master.
 fn die_with_parent(parent: Pid) {
@@ -282,6 +290,7 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             Ok(ForkResult::Child) => {
                 drop(sock);
                 die_with_parent(me);
+                set_process_name(&format!("spindle-w{worker_id}"));
                 // Rust's runtime handles SIGSEGV/SIGBUS to report stack
                 // overflows, and lets a signal that is not a guard-page fault
                 // through once. A worker must die of the first one, whatever
