@@ -1,47 +1,72 @@
-# Shared by bench/run.sh and bench/stream.sh: installs the peers and starts
-# Spindle, php-fpm + nginx and Apache mod_php (prefork) on free loopback ports,
-# each with its own config in a temp dir, all stopped on exit.
+# Shared by bench/run.sh, bench/stream.sh and bench/crash.sh: installs the
+# peers and starts Spindle, php-fpm + nginx and Apache mod_php (prefork) on
+# free loopback ports, each with its own config in a temp dir (never the
+# system's configs or ports), all stopped on exit.
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORKERS=${WORKERS:-2}
 SKIP=${SKIP:-}
 TMP=$(mktemp -d /tmp/spindle-bench.XXXXXX)
-chmod 755 "$TMP"
+chmod 755 "$TMP" # www-data (FPM and Apache children) must reach the docroot
 DOC="$TMP/docroot"
 mkdir -p "$DOC"
 PIDS=()
-
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$TMP/nginx.pid" ] && kill "$(cat "$TMP/nginx.pid")" 2>/dev/null || true
-  [ -f "$TMP/apache.pid" ] && kill "$(cat "$TMP/apache.pid")" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
 skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 
-install_deps() {
-  local want=(wrk nginx-light php8.2-fpm apache2 libapache2-mod-php8.2 curl python3)
-  local missing=()
-  for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+# Every server runs under setsid, as the leader of its own process group, so
+# that (a) Apache prefork's shutdown, which SIGTERMs its whole process group,
+# cannot kill this script, and (b) cleanup can end a server with all its
+# children (workers, pool processes) by signalling the group.
+cleanup() {
+  local p i
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 1 50); do # up to 5 s for graceful exits
+    for p in "${PIDS[@]}"; do kill -0 -- "-$p" 2>/dev/null && break; p=; done
+    [ -z "${p:-}" ] && break
+    sleep 0.1
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
+  for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP # so that the EXIT trap runs on Ctrl-C / kill
+
+# Installs the peers (only what is missing; apt-get update only then).
+install_deps() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v python3 >/dev/null || missing+=(python3)
+  if ! skipped fpm; then
+    command -v nginx >/dev/null || missing+=(nginx-light)
+    command -v php-fpm8.2 >/dev/null || missing+=(php8.2-fpm)
   fi
-  "$ROOT/scripts/deps.sh"
+  if ! skipped apache; then
+    command -v apache2 >/dev/null || missing+=(apache2)
+    [ -f /usr/lib/apache2/modules/libphp8.2.so ] || missing+=(libapache2-mod-php8.2)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; run as root or install them"
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends "${missing[@]}" >&2
+  fi
+  # Spindle's build and run-time packages (PHP embed library, headers, clang).
+  if ! skipped spindle; then
+    if [ -z "${SPINDLE_BIN:-}" ]; then "$ROOT/scripts/deps.sh"; else "$ROOT/scripts/runtime-deps.sh"; fi
+  fi
 }
 
 build_spindle() {
+  skipped spindle && return 0
   if [ -z "${SPINDLE_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release >&2)
+    log "building spindle (cargo build --release)"
+    (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed"
     SPINDLE_BIN="$ROOT/target/release/spindle"
   fi
   [ -x "$SPINDLE_BIN" ] || die "no spindle binary at $SPINDLE_BIN"
@@ -51,9 +76,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-wait_http() { # url
-  for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "$1" && return 0
+wait_http() { # url: up to 15 s for a 2xx answer
+  for _ in $(seq 1 150); do
+    curl -sf -o /dev/null --max-time 2 "$1" && return 0
     sleep 0.1
   done
   return 1
@@ -61,14 +86,18 @@ wait_http() { # url
 
 start_spindle() {
   SPINDLE_PORT=$(free_port)
-  "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
-    --access-log off --request-timeout 0 2>"$TMP/spindle.log" &
+  # shellcheck disable=SC2086 # SPINDLE_ARGS is a list of extra flags
+  setsid "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
+    --access-log off --request-timeout 0 ${SPINDLE_ARGS:-} 2>"$TMP/spindle.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$SPINDLE_PORT/hello.php" || die "spindle did not start: $(tail -n 5 "$TMP/spindle.log")"
+  wait_http "http://127.0.0.1:$SPINDLE_PORT/hello.php" \
+    || die "spindle did not answer on :$SPINDLE_PORT: $(tail -n 5 "$TMP/spindle.log")"
 }
 
 start_fpm_nginx() {
   NGINX_PORT=$(free_port)
+  # Root master, www-data children: no -R needed. Debian's fpm php.ini and
+  # conf.d apply (OPcache on).
   cat >"$TMP/fpm.conf" <<CONF
 [global]
 pid = $TMP/fpm.pid
@@ -82,7 +111,7 @@ listen.mode = 0666
 pm = static
 pm.max_children = $WORKERS
 CONF
-  php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
+  setsid php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
   PIDS+=($!)
   mkdir -p "$TMP/nginx"
   cat >"$TMP/nginx.conf" <<CONF
@@ -118,18 +147,20 @@ http {
   }
 }
 CONF
-  nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
+  setsid nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$NGINX_PORT/hello.php" || die "nginx + php-fpm did not start: $(cat "$TMP"/fpm.log "$TMP"/nginx-error.log | tail -n 5)"
+  wait_http "http://127.0.0.1:$NGINX_PORT/hello.php" \
+    || die "nginx + php-fpm did not answer on :$NGINX_PORT: $(cat "$TMP"/fpm.log "$TMP"/nginx-error.log | tail -n 5)"
 }
 
 start_apache() {
   APACHE_PORT=$(free_port)
-  local m=/usr/lib/apache2/modules
-  # Prefork serves one keep-alive connection per process, so it gets as many
-  # PHP processes as the largest connection count (pre-forked, so none is
-  # forked during a run); fewer would leave connections waiting.
-  local procs=${APACHE_PROCS:-64}
+  local m=/usr/lib/apache2/modules c procs=64
+  # Prefork serves one keep-alive connection per process, so Apache gets at
+  # least as many (pre-forked, fixed) processes as the largest connection
+  # count; fewer would leave connections waiting for a free process.
+  for c in ${CONNS:-}; do [ "$c" -gt "$procs" ] && procs=$c; done
+  procs=${APACHE_PROCS:-$procs}
   cat >"$TMP/apache.conf" <<CONF
 LoadModule mpm_prefork_module $m/mod_mpm_prefork.so
 LoadModule authz_core_module $m/mod_authz_core.so
@@ -155,6 +186,7 @@ ServerLimit $procs
 MaxRequestWorkers $procs
 MaxConnectionsPerChild 0
 DocumentRoot $DOC
+DirectoryIndex index.php index.html
 <Directory $DOC>
   Require all granted
 </Directory>
@@ -162,12 +194,16 @@ DocumentRoot $DOC
   SetHandler application/x-httpd-php
 </FilesMatch>
 CONF
-  APACHE_RUN_DIR=$TMP apache2 -f "$TMP/apache.conf" -DFOREGROUND 2>>"$TMP/apache-error.log" &
+  APACHE_RUN_DIR=$TMP setsid apache2 -f "$TMP/apache.conf" -DFOREGROUND 2>>"$TMP/apache-error.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$APACHE_PORT/hello.php" || die "apache did not start: $(tail -n 5 "$TMP/apache-error.log")"
+  wait_http "http://127.0.0.1:$APACHE_PORT/hello.php" \
+    || die "apache did not answer on :$APACHE_PORT: $(tail -n 5 "$TMP/apache-error.log")"
 }
 
+# Starts the servers not in SKIP; SERVERS gets "name=base-url" entries, in
+# the order they are measured. Checks each answers hello.php correctly.
 start_all() {
+  chmod -R a+rX "$DOC"
   skipped spindle || start_spindle
   skipped fpm || start_fpm_nginx
   skipped apache || start_apache
@@ -175,10 +211,11 @@ start_all() {
   skipped spindle || SERVERS+=("spindle=http://127.0.0.1:$SPINDLE_PORT")
   skipped fpm || SERVERS+=("fpm+nginx=http://127.0.0.1:$NGINX_PORT")
   skipped apache || SERVERS+=("apache=http://127.0.0.1:$APACHE_PORT")
+  [ ${#SERVERS[@]} -gt 0 ] || die "SKIP=\"$SKIP\" leaves no server to measure"
+  local s body
   for s in "${SERVERS[@]}"; do
-    local body
-    body=$(curl -s "${s#*=}/hello.php")
-    [ "$body" = "Hello, World!" ] || die "${s%%=*} answered '$body' for hello.php"
+    body=$(curl -s --max-time 5 "${s#*=}/hello.php")
+    [ "$body" = "Hello, World!" ] || die "${s%%=*} answered '$body' for /hello.php, expected 'Hello, World!'"
   done
 }
 

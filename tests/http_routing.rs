@@ -108,6 +108,7 @@ fn php_source_dotfiles_and_traversal_are_never_served() {
         "/sub/..%2f..%2fCargo.toml",
         "/static/%2e%2e/%2e%2e/Cargo.toml",
         "/..%2fCargo.toml",
+        "/config.php.bak",
     ] {
         let raw = s
             .raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());

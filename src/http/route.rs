@@ -109,6 +109,9 @@ pub fn resolve(
             });
         }
         if i + 1 == segments.len() {
+            if holds_php_source(seg) {
+                return Route::NotFound;
+            }
             return match inside(root, &path) {
                 Some(p) => Route::Static(p),
                 None => Route::NotFound,
@@ -204,6 +207,18 @@ impl RouteCache {
         }
         route
     }
+}
+
+/// Files that are not `.php` but hold PHP source all the same: editor and
+/// deploy leftovers (`config.php.bak`, `index.php~`, `wp-config.php.orig`),
+/// and the other extensions PHP code uses (`.phtml`, `.inc`, `.php5`, ...).
+/// Served as static files they would leak it; they get 404 instead.
+fn holds_php_source(name: &[u8]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.windows(4).any(|w| w == b".php")
+        || lower.ends_with(b".phtml")
+        || lower.ends_with(b".phps")
+        || lower.ends_with(b".inc")
 }
 
 fn is_php(name: &[u8]) -> bool {
@@ -305,6 +320,22 @@ mod tests {
         assert_eq!(resolve(&root, "/.env", None, None), Route::NotFound);
         assert_eq!(resolve(&root, "/%2eenv", None, None), Route::NotFound);
         assert_eq!(resolve(&root, "/a%00.php", None, None), Route::BadRequest);
+        for leftover in [
+            "app.php.bak",
+            "app.php~",
+            "app.PHP.orig",
+            "view.phtml",
+            "lib.inc",
+            "old.php5",
+            "x.phps",
+        ] {
+            fs::write(root.join(leftover), "<?php secret();").unwrap();
+            assert_eq!(
+                resolve(&root, &format!("/{leftover}"), None, None),
+                Route::NotFound,
+                "{leftover}"
+            );
+        }
     }
 
     #[test]
