@@ -182,3 +182,66 @@ fn front_controller_serves_every_non_file_path() {
         "other script"
     );
 }
+
+#[test]
+fn byte_ranges_of_static_files() {
+    let dir = TempDir::new("ranges");
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.path().join("video.bin"), &data).unwrap();
+    let s = Server::start_in(dir.path(), &[]);
+    let c = client();
+    let full = c.get(s.url("/video.bin")).send().unwrap();
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    let etag = full.headers()["etag"].to_str().unwrap().to_string();
+
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/1000000");
+    assert_eq!(r.headers()["content-length"], "100");
+    assert_eq!(r.bytes().unwrap(), &data[100..200]);
+
+    // Suffix and open-ended ranges; a large one streams from disk.
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=-10")
+        .send()
+        .unwrap();
+    assert_eq!(r.bytes().unwrap(), &data[999_990..]);
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=300000-")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-range"], "bytes 300000-999999/1000000");
+    assert!(r.bytes().unwrap() == data[300_000..]);
+
+    // Beyond the end: 416 with the size.
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=2000000-")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"], "bytes */1000000");
+
+    // If-Range: the range only applies to the same version of the file.
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=0-9")
+        .header("If-Range", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    let r = c
+        .get(s.url("/video.bin"))
+        .header("Range", "bytes=0-9")
+        .header("If-Range", "\"old\"")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().len(), 1_000_000);
+}

@@ -25,7 +25,7 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Chunk>),
-    File(ReaderStream<tokio::fs::File>),
+    File(ReaderStream<tokio::io::Take<tokio::fs::File>>),
     /// A streamed body whose end (or abandonment) is reported.
     Tracked(Box<Tracked>),
 }
