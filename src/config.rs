@@ -175,7 +175,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "SPINDLE_PID_FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Believe X-Forwarded-For/-Proto/-Host/-Port from this peer: an address,
+    /// Believe Forwarded / X-Forwarded-For/-Proto/-Host/-Port from this peer: an address,
     /// a CIDR network, or `unix` (a Unix socket listener). Repeatable.
     #[arg(
         long,

@@ -1,9 +1,11 @@
-//! Trusted reverse proxies: X-Forwarded-For, -Proto, -Host and -Port from a
-//! peer listed in `--trusted-proxy` describe the real client; from anyone
-//! else they are ignored (a client could claim any address).
+//! Trusted reverse proxies: `Forwarded` (RFC 7239), or X-Forwarded-For,
+//! -Proto, -Host and -Port, from a peer listed in `--trusted-proxy` describe
+//! the real client; from anyone else they are ignored (a client could claim
+//! any address).
 
 use std::net::{IpAddr, SocketAddr};
 
+use forwarded_header_value::{ForwardedHeaderValue, Protocol};
 use http::HeaderMap;
 
 use crate::config::TrustedProxy;
@@ -51,33 +53,59 @@ pub fn forwarded(
             .map(str::trim)
     };
     let mut f = Forwarded::default();
+    // The standard Forwarded header (RFC 7239) if the proxy sent one, else
+    // the X-Forwarded-* family.
+    let standard: Option<String> = {
+        let lines: Vec<&str> = headers
+            .get_all(http::header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(", "))
+    };
+    let chain: Vec<IpAddr> = match standard
+        .as_deref()
+        .map(ForwardedHeaderValue::from_forwarded)
+    {
+        Some(Ok(value)) => {
+            // The stanza the proxy nearest the client wrote describes the
+            // original request's scheme and host.
+            let first = value.remotest();
+            f.https = first.forwarded_proto.map(|p| p == Protocol::Https);
+            f.host = first.forwarded_host.clone();
+            value.iter().filter_map(|s| s.forwarded_for_ip()).collect()
+        }
+        Some(Err(_)) => Vec::new(),
+        None => {
+            // Proto, host and port: the value the proxy closest to the client
+            // set, which is the first of a comma-separated list.
+            let first = |name: &str| {
+                text(name)
+                    .and_then(|v| v.split(',').next())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+            };
+            f.https = first("x-forwarded-proto").map(|p| p.eq_ignore_ascii_case("https"));
+            f.host = first("x-forwarded-host").map(str::to_string);
+            f.port = first("x-forwarded-port").and_then(|p| p.parse().ok());
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| parse_addr(a.trim()))
+                .collect()
+        }
+    };
     // Every proxy appends the address it got the request from; walk from
     // the right past our own proxies: the first address we do not trust is
     // the client. (All trusted: the leftmost one.)
-    let chain: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| parse_addr(a.trim()))
-        .collect();
     f.client = chain
         .iter()
         .rev()
         .find(|a| !trusted(**a, list))
         .or(chain.first())
         .copied();
-    // Proto, host and port: the value the proxy closest to the client set,
-    // which is the first of a comma-separated list.
-    let first = |name: &str| {
-        text(name)
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    f.https = first("x-forwarded-proto").map(|p| p.eq_ignore_ascii_case("https"));
-    f.host = first("x-forwarded-host").map(str::to_string);
-    f.port = first("x-forwarded-port").and_then(|p| p.parse().ok());
     (f != Forwarded::default()).then_some(f)
 }
 
@@ -126,6 +154,30 @@ mod tests {
         );
         assert!(forwarded(&h, None, &list(&["unix"])).is_some());
         assert_eq!(forwarded(&h, Some(proxy), &[]), None);
+    }
+
+    #[test]
+    fn rfc_7239_forwarded() {
+        let h = headers(&[(
+            "forwarded",
+            "for=1.1.1.1, for=203.0.113.7;proto=https;host=app.example.com, for=\"[2001:db8::5]:4711\"",
+        )]);
+        let f = forwarded(
+            &h,
+            Some("10.0.0.2:1".parse().unwrap()),
+            &list(&["10.0.0.0/8", "2001:db8::/32"]),
+        )
+        .unwrap();
+        assert_eq!(f.client, Some("203.0.113.7".parse().unwrap()));
+        // proto/host come from the first stanza, which has none here.
+        assert_eq!(f.https, None);
+        let h = headers(&[(
+            "forwarded",
+            "for=203.0.113.7;proto=https;host=app.example.com",
+        )]);
+        let f = forwarded(&h, None, &list(&["unix"])).unwrap();
+        assert_eq!(f.https, Some(true));
+        assert_eq!(f.host.as_deref(), Some("app.example.com"));
     }
 
     #[test]
