@@ -525,3 +525,39 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
 }
+
+#[test]
+fn a_stalled_stream_cut_by_the_timeout_never_looks_complete() {
+    // The client stops reading, the buffers fill, the deadline passes while
+    // the response channel is full: the cut must still reach the client as
+    // a broken stream, not as a clean (truncated) end.
+    let s = Server::start(&["--workers", "1", "--request-timeout", "1"]);
+    let mut tcp = TcpStream::connect(s.addr).unwrap();
+    tcp.write_all(b"GET /big.php?kb=65536 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::new();
+    let n = tcp.read(&mut buf).unwrap();
+    out.extend_from_slice(&buf[..n]);
+    std::thread::sleep(Duration::from_millis(2500));
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        out.len() < 64 * 1024 * 1024,
+        "the timeout should have cut the response"
+    );
+    assert!(
+        !out.ends_with(b"0\r\n\r\n"),
+        "a cut stream ended like a complete one"
+    );
+    // The worker was replaced and serves again.
+    assert_eq!(
+        client().get(s.url("/hello.php")).send().unwrap().status(),
+        200
+    );
+}

@@ -229,10 +229,24 @@ impl Reply {
                 let _ = tx.send(body::status(status));
             }
             Reply::Streaming(tx) => {
-                let _ = tx.try_send(Err(io::Error::other(why.to_string())));
+                cut(tx, why);
             }
             Reply::Complete | Reply::Aborted => {}
         }
+    }
+}
+
+/// Ends a streamed response with an error, so hyper closes the connection
+/// without the final chunk and the client sees an incomplete response. The
+/// error must get into the channel even when it is full (a slow client):
+/// dropping the sender instead would end the body cleanly, and the cut
+/// response would look complete.
+fn cut(tx: mpsc::Sender<Chunk>, why: &str) {
+    let err = io::Error::other(why.to_string());
+    if let Err(mpsc::error::TrySendError::Full(item)) = tx.try_send(Err(err)) {
+        tokio::spawn(async move {
+            let _ = tx.send(item).await;
+        });
     }
 }
 
@@ -616,7 +630,7 @@ impl Slot {
                     let permit = tokio::select! {
                         p = tx.reserve() => p.ok(),
                         _ = sleep.as_mut(), if deadline.is_some() => {
-                            let _ = tx.try_send(Err(io::Error::other("request timed out")));
+                            cut(tx.clone(), "request timed out");
                             return Err(Restart::Timeout);
                         }
                     };
