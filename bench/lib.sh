@@ -23,6 +23,7 @@ skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 # children (workers, pool processes) by signalling the group.
 cleanup() {
   local p i
+  [ -n "${FG_PID:-}" ] && kill "$FG_PID" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for i in $(seq 1 50); do # up to 5 s for graceful exits
     for p in "${PIDS[@]}"; do kill -0 -- "-$p" 2>/dev/null && break; p=; done
@@ -34,6 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP # so that the EXIT trap runs on Ctrl-C / kill
+
+# Runs a long command (wrk) in the background and waits for it: bash runs a
+# trap only once its foreground command is done, but interrupts `wait`.
+run_fg() { "$@" & FG_PID=$!; wait "$FG_PID"; }
 
 # Installs the peers (only what is missing; apt-get update only then).
 install_deps() {
@@ -76,9 +81,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-wait_http() { # url: up to 15 s for a 2xx answer
+wait_http() { # url [pid]: up to 15 s for a 2xx answer, less if pid exits
   for _ in $(seq 1 150); do
     curl -sf -o /dev/null --max-time 2 "$1" && return 0
+    [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
     sleep 0.1
   done
   return 1
@@ -90,7 +96,7 @@ start_spindle() {
   setsid "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
     --access-log off --request-timeout 0 ${SPINDLE_ARGS:-} 2>"$TMP/spindle.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$SPINDLE_PORT/hello.php" \
+  wait_http "http://127.0.0.1:$SPINDLE_PORT/hello.php" "$!" \
     || die "spindle did not answer on :$SPINDLE_PORT: $(tail -n 5 "$TMP/spindle.log")"
 }
 
@@ -149,7 +155,7 @@ http {
 CONF
   setsid nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$NGINX_PORT/hello.php" \
+  wait_http "http://127.0.0.1:$NGINX_PORT/hello.php" "$!" \
     || die "nginx + php-fpm did not answer on :$NGINX_PORT: $(cat "$TMP"/fpm.log "$TMP"/nginx-error.log | tail -n 5)"
 }
 
@@ -196,7 +202,7 @@ DirectoryIndex index.php index.html
 CONF
   APACHE_RUN_DIR=$TMP setsid apache2 -f "$TMP/apache.conf" -DFOREGROUND 2>>"$TMP/apache-error.log" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$APACHE_PORT/hello.php" \
+  wait_http "http://127.0.0.1:$APACHE_PORT/hello.php" "$!" \
     || die "apache did not answer on :$APACHE_PORT: $(tail -n 5 "$TMP/apache-error.log")"
 }
 

@@ -49,7 +49,8 @@ to_ms() { awk '{v=$1+0; if ($1 ~ /us$/) v/=1000; else if ($1 ~ /[0-9]s$/) v*=100
 run_wrk() { # round name base-url path conns
   local t=$THREADS out rps p50 p99 errs
   [ "$5" -lt "$t" ] && t=$5
-  out=$(wrk --latency -t"$t" -c"$5" -d"${DURATION}s" "$3/$4" 2>&1) || true
+  run_fg wrk --latency -t"$t" -c"$5" -d"${DURATION}s" "$3/$4" >"$TMP/wrk.out" 2>&1 || true
+  out=$(cat "$TMP/wrk.out")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
   p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
@@ -66,7 +67,7 @@ run_wrk() { # round name base-url path conns
 
 log "warm-up (2 s per server and url, not recorded)"
 for s in "${SERVERS[@]}"; do
-  for path in $PATHS; do wrk -t2 -c10 -d2s "${s#*=}/$path" >/dev/null 2>&1 || true; done
+  for path in $PATHS; do run_fg wrk -t2 -c10 -d2s "${s#*=}/$path" >/dev/null 2>&1 || true; done
 done
 for round in $(seq 1 "$ROUNDS"); do
   for path in $PATHS; do
@@ -88,7 +89,7 @@ mkdir -p "$(dirname "$OUT")"
 {
   echo "# Spindle benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "$(nproc) CPUs ($(uname -r)), $WORKERS PHP workers for Spindle and php-fpm, wrk -t$THREADS," \
+  echo "$(nproc) CPUs ($(uname -r)), $WORKERS PHP workers for Spindle and php-fpm, wrk -t$THREADS (at most conns)," \
     "${DURATION}s x $ROUNDS rounds, median of rounds.${SKIP:+ Skipped: $SKIP.}"
   echo
   echo "Requests/s (higher is better):"
