@@ -245,3 +245,34 @@ fn byte_ranges_of_static_files() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().unwrap().len(), 1_000_000);
 }
+
+#[test]
+fn edited_static_files_are_served_fresh() {
+    let dir = TempDir::new("fresh");
+    let f = dir.path().join("app.css");
+    std::fs::write(&f, "a{color:red}").unwrap();
+    let s = Server::start_in(dir.path(), &[]);
+    let c = client();
+    assert_eq!(
+        c.get(s.url("/app.css")).send().unwrap().text().unwrap(),
+        "a{color:red}"
+    );
+    assert_eq!(
+        c.get(s.url("/app.css")).send().unwrap().text().unwrap(),
+        "a{color:red}"
+    );
+    // Same length, new content; then a new length.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f, "a{color:tan}").unwrap();
+    assert_eq!(
+        c.get(s.url("/app.css")).send().unwrap().text().unwrap(),
+        "a{color:tan}"
+    );
+    std::fs::write(&f, "a{color:rebeccapurple}").unwrap();
+    assert_eq!(
+        c.get(s.url("/app.css")).send().unwrap().text().unwrap(),
+        "a{color:rebeccapurple}"
+    );
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(c.get(s.url("/app.css")).send().unwrap().status(), 404);
+}

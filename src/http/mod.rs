@@ -46,6 +46,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     next_id: AtomicU64,
     routes: RouteCache,
+    files: static_files::FileCache,
 }
 
 /// The request id Spindle gave a PHP request; in the response's extensions.
@@ -60,6 +61,7 @@ impl App {
             pool,
             next_id: AtomicU64::new(1),
             routes: RouteCache::default(),
+            files: static_files::FileCache::default(),
         }
     }
 
@@ -134,7 +136,7 @@ impl App {
                         .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
                     return r;
                 }
-                static_files::serve(&path, method, req.headers())
+                static_files::serve(&self.files, &path, method, req.headers())
             }
             Route::Script(script) => self.run_php(req, script, conn).await,
         }
