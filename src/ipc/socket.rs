@@ -146,10 +146,9 @@ pub fn recv_many(sock: RawFd, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::R
         })
         .collect();
     loop {
-        // SAFETY: `hdrs` holds `n` headers whose iovecs point into `bufs`,
-        // all alive and exclusively borrowed for the call; no control
-        // buffers are given, so the kernel writes only into those buffers
+        // No control buffers are given: the kernel writes only into `bufs`
         // and the headers.
+        // SAFETY: `hdrs` holds `n` headers whose iovecs point into `bufs`, all alive and exclusively borrowed.
         let r = unsafe {
             libc::recvmmsg(
                 sock,
