@@ -365,3 +365,54 @@ fn workers_drop_root_with_user() {
         "{master_uid}"
     );
 }
+
+#[test]
+fn a_killed_zygote_is_replaced_and_workers_come_back() {
+    let s = Server::start(&["--workers", "2"]);
+    assert_eq!(get(&s, "/hello.php").0, 200);
+    // The zygote is the master's child named spindle-zygote; its workers die
+    // with it (PR_SET_PDEATHSIG).
+    let zygote: i32 = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            // /proc/PID/stat: "pid (comm) state ppid ..."
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((head, tail)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let ppid = tail
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            head.ends_with("(spindle-zygote") && ppid == Some(s.pid())
+        })
+        .expect("the zygote is a child of the master");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(zygote), Signal::SIGKILL).unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut ok = 0;
+    while ok < 4 && Instant::now() < end {
+        // Requests in flight at the moment of the kill may get 502; after
+        // that, a new zygote forks new workers.
+        if get(&s, "/hello.php").0 == 200 {
+            ok += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ok, 4, "no recovery; log:\n{}", s.log());
+    assert!(
+        s.log()
+            .contains("the zygote does not answer; starting a new one"),
+        "{}",
+        s.log()
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut seen = pids(&s, 6);
+    while seen.len() < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = pids(&s, 6);
+    }
+    assert_eq!(seen.len(), 2, "both workers are back");
+}

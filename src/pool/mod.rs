@@ -82,6 +82,7 @@ pub struct Supervisor {
     generation: watch::Sender<u64>,
     php: PhpSettings,
     pub metrics: Arc<Metrics>,
+    reviving: tokio::sync::Mutex<()>,
 }
 
 impl Supervisor {
@@ -91,6 +92,7 @@ impl Supervisor {
             generation: watch::Sender::new(0),
             php,
             metrics,
+            reviving: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -115,6 +117,21 @@ impl Supervisor {
         *self.zygote.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(z);
         self.generation.send_modify(|g| *g += 1);
         Ok(())
+    }
+
+    /// Starts a new zygote when the one of generation `seen` cannot fork
+    /// any more (killed by an operator or the OOM killer): without it no
+    /// worker could ever be replaced again. Once per generation, however
+    /// many slots notice at the same time.
+    async fn revive(&self, seen: u64) {
+        let _one_at_a_time = self.reviving.lock().await;
+        if *self.generation.borrow() != seen {
+            return; // another slot already did it
+        }
+        tracing::warn!("the zygote does not answer; starting a new one");
+        if let Err(e) = self.reload().await {
+            tracing::error!("starting a new zygote: {e}");
+        }
     }
 }
 
@@ -395,7 +412,10 @@ impl Slot {
                     }
                     Err(e) => tracing::error!(worker = self.id, "registering the new worker: {e}"),
                 },
-                Ok(Err(e)) => tracing::error!(worker = self.id, "spawning a worker: {e}"),
+                Ok(Err(e)) => {
+                    tracing::error!(worker = self.id, "spawning a worker: {e}");
+                    self.supervisor.revive(generation).await;
+                }
                 Err(e) => tracing::error!(worker = self.id, "spawning a worker: {e}"),
             }
             tokio::time::sleep(delay).await;
