@@ -515,13 +515,7 @@ impl ServeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4)),
         };
-        let ini_path = match &self.php_ini {
-            Some(p) if !p.is_file() => {
-                return Err(bad("--php-ini", format!("{}: no such file", p.display())))
-            }
-            Some(p) => Some(p.clone()),
-            None => Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file()),
-        };
+        let ini_path = resolve_php_ini(self.php_ini.as_deref())?;
         let front_controller = match &self.front_controller {
             None => None,
             Some(rel) => Some(resolve_front_controller(&docroot, rel)?),
@@ -564,6 +558,16 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxy.clone(),
             socket_mode: self.socket_mode,
         })
+    }
+}
+
+/// The php.ini PHP reads: `--php-ini` (which must exist), else Debian's embed
+/// php.ini when present, else none (PHP's built-in defaults).
+pub fn resolve_php_ini(given: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    match given {
+        Some(p) if !p.is_file() => Err(bad("--php-ini", format!("{}: no such file", p.display()))),
+        Some(p) => Ok(Some(p.to_path_buf())),
+        None => Ok(Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file())),
     }
 }
 

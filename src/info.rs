@@ -2,9 +2,8 @@
 //! it, for the same php.ini, conf.d and `-d` entries `spindle serve` uses.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use crate::config::{PhpInfoArgs, DEFAULT_PHP_INI};
+use crate::config::{resolve_php_ini, PhpInfoArgs};
 use crate::php;
 
 struct Stdout;
@@ -40,13 +39,7 @@ impl php::Handler for Stdout {
 
 /// Prints phpinfo() as text. Runs PHP in this (single-threaded) process.
 pub fn run(args: &PhpInfoArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let ini = match &args.php_ini {
-        Some(p) if !p.is_file() => {
-            return Err(format!("--php-ini: {}: no such file", p.display()).into())
-        }
-        Some(p) => Some(p.clone()),
-        None => Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file()),
-    };
+    let ini = resolve_php_ini(args.php_ini.as_deref())?;
     php::set_phpinfo_as_text();
     php::startup(ini.as_deref(), &args.define)?;
     let script = std::env::temp_dir().join(format!("spindle-phpinfo-{}.php", std::process::id()));

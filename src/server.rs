@@ -241,9 +241,7 @@ async fn accept_loop(
                     peer: Some(peer),
                     local: stream.local_addr().ok(),
                 };
-                let app = app.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move { app.serve_connection(stream, conn, watcher).await });
+                spawn_connection(&app, graceful, stream, conn);
             }
         }
         Bound::Unix(l, path) => {
@@ -261,12 +259,20 @@ async fn accept_loop(
                     peer: None,
                     local: None,
                 };
-                let app = app.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move { app.serve_connection(stream, conn, watcher).await });
+                spawn_connection(&app, graceful, stream, conn);
             }
         }
     }
+}
+
+/// Serves one accepted connection on its own task.
+fn spawn_connection<I>(app: &Arc<App>, graceful: &GracefulShutdown, io: I, conn: ConnInfo)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let app = app.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move { app.serve_connection(io, conn, watcher).await });
 }
 
 struct RemoveOnDrop(std::path::PathBuf);

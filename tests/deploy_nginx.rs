@@ -124,7 +124,7 @@ fn behind_nginx() {
         .header("X-Forwarded-For", "203.0.113.7")
         .send()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let v = support::json(r);
     assert_eq!(v["server"]["REMOTE_ADDR"], "203.0.113.7", "{}", v["server"]);
     assert_eq!(v["server"]["SERVER_PORT"], nginx.port.to_string());
     assert_eq!(v["server"]["REQUEST_SCHEME"], "http");
@@ -180,7 +180,7 @@ fn behind_nginx() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let v = support::json(r);
     assert_eq!(v["files"]["big"]["size"], 20_000_000);
     assert_eq!(
         v["files"]["big"]["md5"],
@@ -198,7 +198,7 @@ fn forwarded_headers_from_untrusted_peers_are_ignored() {
         .header("X-Forwarded-Proto", "https")
         .send()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let v = support::json(r);
     assert_eq!(v["server"]["REMOTE_ADDR"], "127.0.0.1");
     assert!(v["server"].get("HTTPS").is_none());
     // Trusted: believed, including the scheme.
@@ -210,7 +210,7 @@ fn forwarded_headers_from_untrusted_peers_are_ignored() {
         .header("X-Forwarded-Host", "app.example.com")
         .send()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let v = support::json(r);
     assert_eq!(v["server"]["REMOTE_ADDR"], "203.0.113.7");
     assert_eq!(v["server"]["HTTPS"], "on");
     assert_eq!(v["server"]["REQUEST_SCHEME"], "https");

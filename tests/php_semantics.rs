@@ -6,12 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{client, Server};
-
-fn json(resp: reqwest::blocking::Response) -> Value {
-    let text = resp.text().unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
+use support::{client, json, Server};
 
 #[test]
 fn hello_world_has_content_length_and_type() {

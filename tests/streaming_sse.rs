@@ -355,14 +355,7 @@ fn heartbeat_extends_the_deadline_and_timeouts_answer_504() {
 #[test]
 fn tokio_functions() {
     let s = Server::start(&["--request-timeout", "30", "--max-heartbeat", "60"]);
-    let v: serde_json::Value = client()
-        .get(s.url("/functions.php"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let v: serde_json::Value = support::json(client().get(s.url("/functions.php")).send().unwrap());
     assert!(v["request_id"].as_u64().unwrap() >= 1);
     let w = v["worker_id"].as_u64().unwrap();
     assert!(w == 1 || w == 2, "{v}");
@@ -372,14 +365,7 @@ fn tokio_functions() {
     assert_eq!(v["heartbeat_too_long"], false);
     // Timeouts off: the heartbeat has nothing to extend.
     let s = Server::start(&["--request-timeout", "0"]);
-    let v: serde_json::Value = client()
-        .get(s.url("/functions.php"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let v: serde_json::Value = support::json(client().get(s.url("/functions.php")).send().unwrap());
     assert_eq!(v["heartbeat_ok"], false);
 }
 

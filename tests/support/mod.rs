@@ -219,6 +219,12 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// A response body parsed as JSON; the body is shown when it is not JSON.
+pub fn json(resp: reqwest::blocking::Response) -> serde_json::Value {
+    let text = resp.text().unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// Runs `spindle` with `args` and returns (exit success, stderr), bounded in time.
 pub fn run_to_exit(args: &[&str]) -> (bool, String) {
     let mut child = Command::new(binary())
