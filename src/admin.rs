@@ -43,12 +43,19 @@ fn answer(req: &Request<Incoming>, pool: &Pool, ready: &AtomicBool) -> Response<
         // Ready while accepting requests; 503 once shutdown has begun, so a
         // load balancer stops sending before the listener closes.
         "/health" | "/health/ready" => {
-            let ok = ready.load(Ordering::Relaxed);
             let workers = metrics.workers.load(Ordering::Relaxed);
+            // No live worker (all crashed, the zygote cannot fork): not ready.
+            let ok = ready.load(Ordering::Relaxed) && workers > 0;
             let busy = metrics.busy_workers.load(Ordering::Relaxed);
             let text = format!(
                 "{{\"status\":\"{}\",\"workers\":{workers},\"busy\":{busy},\"queue\":{}}}\n",
-                if ok { "ok" } else { "shutting_down" },
+                if !ready.load(Ordering::Relaxed) {
+                    "shutting_down"
+                } else if ok {
+                    "ok"
+                } else {
+                    "no_workers"
+                },
                 pool.queue_len()
             );
             let mut r = Response::new(Body::full(text));

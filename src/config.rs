@@ -143,6 +143,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_WORKER_RSS", value_parser = parse_size)]
     pub max_worker_rss: Option<u64>,
 
+    /// Workers that may hold streaming responses (Server-Sent Events, long
+    /// flushed output) at once. Past it, requests that accept
+    /// text/event-stream get 503 with Retry-After at once, so ordinary
+    /// requests keep a worker [default: workers - 1, at least 1].
+    #[arg(long, value_name = "N", env = "SPINDLE_MAX_STREAMING_WORKERS")]
+    pub max_streaming_workers: Option<usize>,
+
     /// Seconds a request may wait in the queue for a worker before it gets
     /// 503 with Retry-After. 0 waits as long as it takes.
     #[arg(
@@ -449,6 +456,7 @@ pub struct Settings {
     pub queue_size: usize,
     pub max_requests: Option<u64>,
     pub max_worker_rss: Option<u64>,
+    pub max_streaming_workers: usize,
     pub queue_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub admin_listen: Option<SocketAddr>,
@@ -526,6 +534,11 @@ impl ServeArgs {
         if self.queue_size == 0 {
             return Err(bad("--queue-size", "must be at least 1"));
         }
+        let max_streaming_workers = match self.max_streaming_workers {
+            Some(0) => return Err(bad("--max-streaming-workers", "must be at least 1")),
+            Some(n) => n,
+            None => workers.saturating_sub(1).max(1),
+        };
         let max_heartbeat =
             u32::try_from(self.max_heartbeat).map_err(|_| bad("--max-heartbeat", "too large"))?;
         Ok(Settings {
@@ -549,6 +562,7 @@ impl ServeArgs {
             queue_size: self.queue_size,
             max_requests: (self.max_requests > 0).then_some(self.max_requests),
             max_worker_rss: self.max_worker_rss.filter(|n| *n > 0),
+            max_streaming_workers,
             queue_timeout: (self.queue_timeout > 0)
                 .then(|| Duration::from_secs(self.queue_timeout)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),

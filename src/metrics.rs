@@ -66,6 +66,7 @@ pub struct Metrics {
     pub bytes_streamed: AtomicU64,
     pub rejected_queue_full: AtomicU64,
     pub rejected_queue_timeout: AtomicU64,
+    pub rejected_streams: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -82,6 +83,7 @@ impl Default for Metrics {
             bytes_streamed: AtomicU64::new(0),
             rejected_queue_full: AtomicU64::new(0),
             rejected_queue_timeout: AtomicU64::new(0),
+            rejected_streams: AtomicU64::new(0),
         }
     }
 }
@@ -196,6 +198,12 @@ impl Metrics {
             "spindle_rejected_queue_timeout_total",
             "Requests answered 503 after waiting --queue-timeout.",
             self.rejected_queue_timeout.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "spindle_rejected_streams_total",
+            "Requests for text/event-stream answered 503 because --max-streaming-workers workers held streams.",
+            self.rejected_streams.load(Relaxed),
         );
         o
     }

@@ -149,6 +149,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
                 sse_keepalive: settings.sse_keepalive,
                 max_requests: settings.max_requests,
                 max_worker_rss: settings.max_worker_rss,
+                max_streaming_workers: settings.max_streaming_workers,
             },
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;
@@ -172,7 +173,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             );
             tokio::spawn(crate::admin::serve(admin, pool.clone(), ready.clone()));
         }
-        tokio::spawn(reload_on_sighup(supervisor));
+        tokio::spawn(reload_on_sighup(supervisor.clone()));
         tracing::info!(
             docroot = %settings.docroot.display(),
             workers = settings.workers,
@@ -187,13 +188,23 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         // Stop accepting (the listener is gone with accept_loop), let
         // in-flight requests finish, close idle keep-alive connections.
         ready.store(false, Ordering::Relaxed);
+        supervisor.begin_shutdown();
         tracing::info!(
             "shutting down: waiting up to {:?} for in-flight requests",
             settings.shutdown_timeout
         );
-        match tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await {
+        let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+        match tokio::time::timeout_at(deadline, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all connections closed"),
             Err(_) => tracing::warn!("shutdown timeout reached; ending the remaining requests"),
+        }
+        // Scripts still running with no client (an ended event stream
+        // finishing its shutdown functions, work after
+        // tokio_finish_request()) get the rest of the grace period.
+        while metrics.busy_workers.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         Ok(())
     });

@@ -403,8 +403,7 @@ fn a_killed_zygote_is_replaced_and_workers_come_back() {
     }
     assert_eq!(ok, 4, "no recovery; log:\n{}", s.log());
     assert!(
-        s.log()
-            .contains("the zygote does not answer; starting a new one"),
+        s.log().contains("the zygote is gone; starting a new one"),
         "{}",
         s.log()
     );

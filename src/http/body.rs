@@ -133,6 +133,18 @@ pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
     r
 }
 
+/// 503 for a request that wants a stream while --max-streaming-workers
+/// workers hold streams already.
+pub fn too_many_streams() -> Response<Body> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "503 Service Unavailable: too many open streams (--max-streaming-workers)",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
 /// `text()` with the status's own reason as the message.
 pub fn status(status: StatusCode) -> Response<Body> {
     text(

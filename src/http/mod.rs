@@ -190,6 +190,17 @@ impl App {
         }
         .encode();
 
+        let accepts_sse = parts
+            .headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream"));
+        if accepts_sse && !self.pool.stream_slots_left() {
+            self.metrics
+                .rejected_streams
+                .fetch_add(1, Ordering::Relaxed);
+            return body::too_many_streams();
+        }
         let (tx, mut rx) = oneshot::channel();
         let dispatched = Arc::new(AtomicBool::new(false));
         let job = Job {
@@ -198,11 +209,9 @@ impl App {
             message,
             body_fd,
             reply: tx,
-            accepts_sse: parts
-                .headers
-                .get_all(header::ACCEPT)
-                .iter()
-                .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream")),
+            accepts_sse,
+            head: parts.method == Method::HEAD,
+            script: script.filename.to_string_lossy().into(),
         };
         if self.pool.submit(job).is_err() {
             self.metrics

@@ -59,3 +59,12 @@ impl Channel {
         }
     }
 }
+
+/// Waits until `fd` turns readable (a pidfd: its process exited).
+/// Must be called inside the tokio runtime.
+pub async fn readable(fd: OwnedFd) -> io::Result<()> {
+    // SAFETY: as in Channel::new: the AsyncFd owns the valid descriptor
+    // and deregisters it before closing it.
+    let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+    fd.readable().await.map(|_| ())
+}

@@ -14,7 +14,7 @@ mod channel;
 mod codec;
 mod socket;
 
-pub use channel::Channel;
+pub use channel::{readable, Channel};
 pub use codec::{DecodeError, Decoder, Encoder};
 pub use socket::{recv_many, recv_msg, send_msg, seqpacket_pair, set_buffer_sizes, Received};
 

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,6 +43,10 @@ pub struct Job {
     pub reply: oneshot::Sender<Response<Body>>,
     /// The request's Accept header includes `text/event-stream`.
     pub accepts_sse: bool,
+    /// A HEAD request: PHP's Content-Length describes a body never sent.
+    pub head: bool,
+    /// The script, for log lines about what it did wrong.
+    pub script: Box<str>,
     /// Set when a worker takes the job: until then the HTTP side may give
     /// up on it (--queue-timeout).
     pub dispatched: Arc<AtomicBool>,
@@ -61,6 +65,7 @@ pub struct ServedBy(pub u64);
 pub struct Pool {
     queue: async_channel::Sender<Job>,
     supervisor: Arc<Supervisor>,
+    max_streaming_workers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +78,9 @@ pub struct PoolConfig {
     pub max_requests: Option<u64>,
     /// Replace a worker, between requests, once its RSS passes this (bytes).
     pub max_worker_rss: Option<u64>,
+    /// Workers that may hold streaming responses at once; requests that
+    /// want `text/event-stream` past it get 503 (--max-streaming-workers).
+    pub max_streaming_workers: usize,
 }
 
 /// What every slot shares: the current zygote, its generation, the metrics.
@@ -83,6 +91,11 @@ pub struct Supervisor {
     php: PhpSettings,
     pub metrics: Arc<Metrics>,
     reviving: tokio::sync::Mutex<()>,
+    /// Workers holding a streaming response, or taken for a request that
+    /// wants one; bounded by `max_streaming_workers`.
+    streaming: AtomicUsize,
+    /// Set once shutdown begins: Server-Sent Events streams end cleanly.
+    shutdown: watch::Sender<bool>,
 }
 
 impl Supervisor {
@@ -93,7 +106,63 @@ impl Supervisor {
             php,
             metrics,
             reviving: tokio::sync::Mutex::new(()),
+            streaming: AtomicUsize::new(0),
+            shutdown: watch::Sender::new(false),
         })
+    }
+
+    /// Begins shutdown: every Server-Sent Events stream is ended cleanly
+    /// (its script is told the client left, so it ends at its next flush
+    /// and its shutdown functions run), since a reconnecting `EventSource`
+    /// loses nothing, while plain requests keep the grace period.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Watches the current zygote and starts a new one as soon as it exits
+    /// (an operator's kill, the OOM killer), reaping the old one. Its
+    /// workers keep serving meanwhile; without a zygote none could be
+    /// replaced, so a later crash or recycle would wait for the revival.
+    async fn watch_zygote(self: Arc<Self>) {
+        let mut generations = self.generation.subscribe();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let (zygote, generation) = self.current();
+            let exited = match zygote.exit_fd() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!("cannot watch the zygote (pidfd_open): {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                r = ipc::readable(exited) => {
+                    if r.is_err() {
+                        return;
+                    }
+                    zygote.reap();
+                    drop(zygote);
+                    if self.shutting_down() {
+                        return;
+                    }
+                    if self.revive(generation).await {
+                        backoff = Duration::from_millis(100);
+                    } else {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+                changed = generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     fn current(&self) -> (Arc<Zygote>, u64) {
@@ -123,15 +192,28 @@ impl Supervisor {
     /// any more (killed by an operator or the OOM killer): without it no
     /// worker could ever be replaced again. Once per generation, however
     /// many slots notice at the same time.
-    async fn revive(&self, seen: u64) {
+    /// Returns false when starting it failed.
+    async fn revive(&self, seen: u64) -> bool {
         let _one_at_a_time = self.reviving.lock().await;
         if *self.generation.borrow() != seen {
-            return; // another slot already did it
+            return true; // another slot already did it
         }
-        tracing::warn!("the zygote does not answer; starting a new one");
-        if let Err(e) = self.reload().await {
-            tracing::error!("starting a new zygote: {e}");
+        tracing::warn!("the zygote is gone; starting a new one");
+        match self.reload().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("starting a new zygote: {e}");
+                false
+            }
         }
+    }
+
+    /// Takes a streaming place for a request that wants a stream; false
+    /// when `max` workers hold streams already.
+    fn reserve_stream(&self, max: usize) -> bool {
+        self.streaming
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
     }
 }
 
@@ -161,7 +243,9 @@ impl Pool {
             supervisor.metrics.workers.fetch_add(1, Relaxed);
             tokio::spawn(slot.run(rx.clone()));
         }
+        tokio::spawn(supervisor.clone().watch_zygote());
         Ok(Pool {
+            max_streaming_workers: config.max_streaming_workers,
             queue: tx,
             supervisor,
         })
@@ -170,6 +254,13 @@ impl Pool {
     /// Queues a request, or refuses it when the queue is full.
     pub fn submit(&self, job: Job) -> Result<(), QueueFull> {
         self.queue.try_send(job).map_err(|_| QueueFull)
+    }
+
+    /// Whether a request that wants `text/event-stream` may still get a
+    /// worker: false once --max-streaming-workers workers hold streams, so
+    /// that ordinary requests keep the rest.
+    pub fn stream_slots_left(&self) -> bool {
+        self.supervisor.streaming.load(Relaxed) < self.max_streaming_workers
     }
 
     /// Requests waiting for a worker.
@@ -267,11 +358,27 @@ fn cut(tx: mpsc::Sender<Chunk>, why: &str) {
     }
 }
 
+/// `cut`, once the chunks already queued have gone out: hyper drops its
+/// unflushed output when a body fails, and a short response should still
+/// show the client the bytes the script did send.
+fn cut_after_sent(tx: mpsc::Sender<Chunk>, why: &'static str) {
+    tokio::spawn(async move {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while tx.capacity() < tx.max_capacity() && Instant::now() < give_up && !tx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // One more turn for hyper to flush what it took last.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cut(tx, why);
+    });
+}
+
 enum Event {
     Message(io::Result<usize>),
     Timeout,
     KeepAlive,
     ClientGone,
+    Shutdown,
 }
 
 /// The comment sent on quiet Server-Sent Events streams, so that proxies
@@ -291,6 +398,109 @@ struct InFlight {
     at_event_boundary: bool,
     /// Counts this response in `open_streams` while it streams.
     stream_gauge: Option<StreamGauge>,
+    /// Holds this worker's place among --max-streaming-workers.
+    stream_place: Option<StreamPlace>,
+    /// A HEAD request.
+    head: bool,
+    /// The script, for log lines.
+    script: Box<str>,
+    /// Body bytes still owed when the script declared a Content-Length.
+    remaining: Option<u64>,
+    /// The Content-Length the script declared.
+    declared: u64,
+    /// More than `declared` was sent (logged once).
+    overran: bool,
+}
+
+/// One worker's place among those that hold streams; given back on drop.
+struct StreamPlace(Arc<Supervisor>);
+
+impl StreamPlace {
+    /// Counts a response that turned into a stream though its request did
+    /// not ask for one: it cannot be refused any more, but it holds a worker.
+    fn take(supervisor: &Arc<Supervisor>) -> StreamPlace {
+        supervisor.streaming.fetch_add(1, Relaxed);
+        StreamPlace(supervisor.clone())
+    }
+}
+
+impl InFlight {
+    /// Cuts `data` to what the script's Content-Length still allows: the
+    /// bytes past it would reach the client as the start of the next
+    /// response on a keep-alive connection (response splitting, issue 9,
+    /// item 4).
+    fn clip(&mut self, data: Bytes) -> Bytes {
+        let Some(rem) = self.remaining else {
+            return data;
+        };
+        let len = data.len() as u64;
+        if len <= rem {
+            self.remaining = Some(rem - len);
+            return data;
+        }
+        if !self.overran {
+            self.overran = true;
+            tracing::warn!(
+                request = self.id,
+                script = %self.script,
+                "the script sent more than its Content-Length ({}); the rest is dropped",
+                self.declared
+            );
+        }
+        self.remaining = Some(0);
+        data.slice(..rem as usize)
+    }
+
+    fn owes_bytes(&self) -> bool {
+        self.remaining.is_some_and(|r| r > 0)
+    }
+
+    fn log_short(&self) {
+        tracing::warn!(
+            request = self.id,
+            script = %self.script,
+            "the script declared Content-Length {} but sent {} bytes; closing the connection",
+            self.declared,
+            self.declared - self.remaining.unwrap_or(0)
+        );
+    }
+}
+
+/// The one valid Content-Length the script set, which then frames the
+/// response. Several or unparsable ones are dropped (hyper frames the body
+/// itself then), never passed on for a client to pick from.
+fn declared_length(resp: &mut Response<Body>, script: &str) -> Option<u64> {
+    let status = resp.status();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return None;
+    }
+    let h = resp.headers_mut();
+    let mut values = h.get_all(http::header::CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    let parsed = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if values.next().is_none() {
+        if let Some(n) = parsed {
+            return Some(n);
+        }
+    }
+    tracing::warn!(
+        script,
+        "dropping an invalid or repeated Content-Length from PHP"
+    );
+    h.remove(http::header::CONTENT_LENGTH);
+    None
+}
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        self.0.streaming.fetch_sub(1, Relaxed);
+    }
 }
 
 /// One open stream in the metrics, for as long as it lives.
@@ -343,15 +553,42 @@ impl Slot {
                     }
                     continue;
                 }
+                // An idle worker sends nothing: a readable socket means it
+                // died (or misbehaves). Replace it now, so the next request
+                // finds a live worker and /health counts only live ones.
+                why = self.idle_worker_trouble() => {
+                    self.replace(why).await;
+                    continue;
+                }
             };
             job.dispatched.store(true, Relaxed);
             if job.reply.is_closed() {
                 // The client left, or gave up, while the request waited.
                 continue;
             }
+            let stream_place = if job.accepts_sse {
+                if !self
+                    .supervisor
+                    .reserve_stream(self.config.max_streaming_workers)
+                {
+                    self.supervisor
+                        .metrics
+                        .rejected_streams
+                        .fetch_add(1, Relaxed);
+                    let _ = job.reply.send(body::too_many_streams());
+                    continue;
+                }
+                Some(StreamPlace(self.supervisor.clone()))
+            } else {
+                None
+            };
+            if !self.deliver(&job).await {
+                let _ = job.reply.send(body::status(StatusCode::BAD_GATEWAY));
+                continue;
+            }
             let metrics = self.supervisor.metrics.clone();
             metrics.busy_workers.fetch_add(1, Relaxed);
-            let result = self.serve(job).await;
+            let result = self.serve(job, stream_place).await;
             metrics.busy_workers.fetch_sub(1, Relaxed);
             self.served += 1;
             match result {
@@ -363,6 +600,56 @@ impl Slot {
                 }
             }
         }
+    }
+
+    /// Resolves when the idle worker's socket turns readable: it died
+    /// (end of file) or sent something unasked.
+    async fn idle_worker_trouble(&mut self) -> Restart {
+        match self
+            .conn
+            .channel
+            .recv_many(&mut self.bufs, &mut self.lens)
+            .await
+        {
+            Ok(n) if n > 0 && self.lens[0] > 0 => {
+                tracing::error!(worker = self.id, "an idle worker sent a message");
+                Restart::Protocol
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    worker = self.id,
+                    pid = self.conn.pid.as_raw(),
+                    "an idle worker died"
+                );
+                Restart::Crash
+            }
+            Err(e) => {
+                tracing::error!(worker = self.id, "receiving from an idle worker: {e}");
+                Restart::Crash
+            }
+        }
+    }
+
+    /// Hands the job to this slot's worker. A worker that died since its
+    /// last request cannot have started it, so the job goes to a fresh
+    /// worker instead of failing (issue 9, item 2). False after three
+    /// workers in a row could not take it.
+    async fn deliver(&mut self, job: &Job) -> bool {
+        for _ in 0..3 {
+            match self.conn.send(&job.message, job.body_fd.as_ref()).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(
+                        worker = self.id,
+                        request = job.id,
+                        "the worker cannot take the request ({e}); starting a fresh one"
+                    );
+                    self.replace(Restart::Crash).await;
+                }
+            }
+        }
+        tracing::error!(request = job.id, "no worker could take the request");
+        false
     }
 
     /// Whether the worker should be replaced now, between requests.
@@ -395,6 +682,9 @@ impl Slot {
             tracing::info!(worker = self.id, pid, "recycling worker ({})", why.name());
         }
         self.supervisor.metrics.restart(why);
+        // /health counts live workers only: this one is gone until the
+        // replacement is up.
+        self.supervisor.metrics.workers.fetch_sub(1, Relaxed);
         let mut delay = Duration::from_millis(10);
         loop {
             let (zygote, generation) = self.supervisor.current();
@@ -408,6 +698,7 @@ impl Slot {
                         self.zygote = zygote;
                         self.generation = generation;
                         self.served = 0;
+                        self.supervisor.metrics.workers.fetch_add(1, Relaxed);
                         return;
                     }
                     Err(e) => tracing::error!(worker = self.id, "registering the new worker: {e}"),
@@ -425,30 +716,33 @@ impl Slot {
 
     /// Runs one request on this slot's worker. `Err` means the worker must be
     /// replaced (the response has been answered or cut already).
-    async fn serve(&mut self, job: Job) -> Result<(), Restart> {
+    async fn serve(&mut self, job: Job, stream_place: Option<StreamPlace>) -> Result<(), Restart> {
         let Job {
             id,
-            message,
+            message: _,
             body_fd,
             reply,
             accepts_sse,
+            head,
+            script,
             dispatched: _,
         } = job;
+        drop(body_fd);
         let mut req = InFlight {
             id,
             reply: Reply::Waiting(reply),
             accepts_sse,
+            head,
+            script,
             sse: false,
             at_event_boundary: true,
             stream_gauge: None,
+            stream_place,
+            remaining: None,
+            declared: 0,
+            overran: false,
         };
-        if let Err(e) = self.conn.send(&message, body_fd.as_ref()).await {
-            tracing::error!(worker = self.id, request = id, "sending to the worker: {e}");
-            req.reply
-                .fail(StatusCode::BAD_GATEWAY, "worker unavailable");
-            return Err(Restart::Crash);
-        }
-        drop(body_fd);
+        let mut shutdown = self.supervisor.shutdown.subscribe();
 
         let mut deadline = self.config.request_timeout.map(|t| Instant::now() + t);
         let sleep = sleep_until(deadline.unwrap_or_else(far_future));
@@ -466,6 +760,7 @@ impl Slot {
                 _ = &mut sleep, if deadline.is_some() => Event::Timeout,
                 _ = req.reply.client_gone(), if req.reply.is_open() => Event::ClientGone,
                 _ = &mut keepalive, if streaming_sse => Event::KeepAlive,
+                _ = shutdown.wait_for(|&down| down), if streaming_sse => Event::Shutdown,
             };
             match event {
                 Event::Timeout => {
@@ -475,6 +770,18 @@ impl Slot {
                     return Err(Restart::Timeout);
                 }
                 Event::ClientGone => {
+                    req.reply = Reply::Aborted;
+                    self.send_abort(id).await;
+                }
+                Event::Shutdown => {
+                    // A clean end: the EventSource reconnects (elsewhere, or
+                    // here after a restart) with Last-Event-ID. The script
+                    // sees the client gone and ends at its next flush.
+                    tracing::info!(
+                        worker = self.id,
+                        request = id,
+                        "shutdown: ending an event stream"
+                    );
                     req.reply = Reply::Aborted;
                     self.send_abort(id).await;
                 }
@@ -621,20 +928,32 @@ impl Slot {
                 *resp.headers_mut() = head.headers;
                 resp.extensions_mut().insert(ServedBy(self.id));
                 req.sse = make_sse(&mut resp, req.accepts_sse, head.default_content_type);
+                if !req.sse && !req.head {
+                    req.remaining = declared_length(&mut resp, &req.script);
+                    req.declared = req.remaining.unwrap_or(0);
+                }
+                let data = req.clip(data);
+                let metrics = &self.supervisor.metrics;
                 // An SSE response is always streamed, so it never carries a
                 // Content-Length, even when the script ended at once.
-                *resp.body_mut() = if end && !req.sse {
+                *resp.body_mut() = if end && !req.sse && !req.owes_bytes() {
                     Body::full(data)
                 } else {
                     let (btx, brx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
-                    let metrics = &self.supervisor.metrics;
                     metrics.bytes_streamed.fetch_add(data.len() as u64, Relaxed);
                     if !data.is_empty() {
                         let _ = btx.try_send(Ok(data));
                     }
-                    if !end {
+                    if end {
+                        // Ended short of its Content-Length.
+                        req.log_short();
+                        cut_after_sent(btx, "the script sent less than its Content-Length");
+                    } else if req.remaining != Some(0) {
                         req.reply = Reply::Streaming(btx);
                         req.stream_gauge = Some(StreamGauge::new(metrics));
+                        if req.stream_place.is_none() {
+                            req.stream_place = Some(StreamPlace::take(&self.supervisor));
+                        }
                     }
                     Body::Channel(brx)
                 };
@@ -644,6 +963,7 @@ impl Slot {
                 }
             }
             Reply::Streaming(tx) => {
+                let data = req.clip(data);
                 if !data.is_empty() {
                     // Wait for room: this is where a slow client slows the
                     // script (the worker blocks on its full socket meanwhile).
@@ -668,9 +988,14 @@ impl Slot {
                         }
                     }
                 }
-                if !end && matches!(req.reply, Reply::Complete) {
+                if end && req.owes_bytes() && matches!(req.reply, Reply::Complete) {
+                    req.log_short();
+                    cut_after_sent(tx, "the script sent less than its Content-Length");
+                } else if !end && req.remaining != Some(0) && matches!(req.reply, Reply::Complete) {
                     req.reply = Reply::Streaming(tx);
                 }
+                // Otherwise `tx` drops here: the body ends cleanly, the
+                // declared length sent; the script may go on, unheard.
             }
             other => req.reply = other,
         }
@@ -750,6 +1075,10 @@ fn decode_head(d: &mut Decoder<'_>) -> Result<Head, ipc::DecodeError> {
         let name = HeaderName::from_bytes(line[..colon].trim_ascii());
         let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
         match (name, value) {
+            // Spindle frames the response itself (issue 9, item 4).
+            (Ok(n), Ok(_)) if n == http::header::TRANSFER_ENCODING => {
+                tracing::debug!("dropping Transfer-Encoding from PHP");
+            }
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
             }

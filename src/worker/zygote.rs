@@ -11,13 +11,14 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid, User};
 
@@ -100,7 +101,17 @@ pub fn zygote_process(args: ZygoteArgs) -> ! {
         ZYGOTE_FD,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
-    die_with_parent(Pid::from_raw(args.parent));
+    // No PR_SET_PDEATHSIG here: it follows the parent *thread*, and a
+    // zygote started for a reload comes from one of tokio's blocking
+    // threads, which exits after 10 s idle and took the zygote and every
+    // worker with it (issue 9, item 1). The zygote ends when its control
+    // socket reports the master's end closed instead, which happens however
+    // the master goes, and is checked below before PHP starts.
+    if getppid() != Pid::from_raw(args.parent) {
+        // The master died before we got here.
+        // SAFETY: _exit takes no pointers and never returns.
+        unsafe { libc::_exit(0) }
+    }
     set_process_name("spindle-zygote");
     let php = PhpSettings {
         ini_path: args.php_ini,
@@ -210,6 +221,30 @@ impl Zygote {
     pub fn pid(&self) -> Pid {
         self.pid
     }
+
+    /// A descriptor that becomes readable once the zygote process has
+    /// exited (a pidfd), so the master notices a killed zygote at once
+    /// instead of at the next fork.
+    pub fn exit_fd(&self) -> io::Result<OwnedFd> {
+        // SAFETY: pidfd_open takes a pid and flags, no pointers. The zygote
+        // is our child and not reaped before `reap`, so its pid cannot name
+        // another process.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid.as_raw(), 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// Collects the exit status of a zygote that has exited, so it is not
+    /// left a zombie until its last worker is replaced; logs how it ended.
+    pub fn reap(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
+            tracing::warn!(pid = self.pid.as_raw(), "the zygote exited: {status}");
+        }
+    }
 }
 
 /// The name `top`, `ps -o comm` and `pgrep` show (at most 15 bytes).
@@ -219,16 +254,56 @@ fn set_process_name(name: &str) {
     }
 }
 
-/// Asks the kernel to SIGKILL this process when its parent dies, so no
-/// worker or zygote outlives a crashed master.
-fn die_with_parent(parent: Pid) {
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+/// The worker's control socket, for [`on_zygote_exit`].
+static MASTER_SOCK: AtomicI32 = AtomicI32::new(-1);
+
+/// Makes this worker end when the master is gone, even while PHP is stuck in
+/// a loop that never reads the control socket, yet survive the zygote alone
+/// being killed (an operator's `kill -9`, the OOM killer): its request then
+/// finishes normally and the master starts a new zygote for later forks.
+///
+/// The kernel sends SIGPWR when the zygote exits (PR_SET_PDEATHSIG; the
+/// zygote is single-threaded, so the "parent" it watches is the whole
+/// process), and the zygote exits when the master closes its socket. The
+/// handler then checks whether the master's end of this worker's socket is
+/// closed too. PHP's own signal handling leaves SIGPWR alone.
+fn die_with_master(sock: RawFd, zygote: Pid) {
+    MASTER_SOCK.store(sock, Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(on_zygote_exit),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only calls poll and _exit, both async-signal-safe,
+    // and reads an atomic; it saves and restores errno.
+    if let Err(e) = unsafe { sigaction(Signal::SIGPWR, &action) } {
+        tracing::warn!("sigaction(SIGPWR): {e}");
+    }
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGPWR) {
         tracing::warn!("prctl(PR_SET_PDEATHSIG): {e}");
     }
-    if getppid() != parent {
-        // The parent died before prctl took effect.
-        // SAFETY: _exit takes no pointers and never returns.
-        unsafe { libc::_exit(0) }
+    if getppid() != zygote {
+        // The zygote died before prctl took effect: check once by hand.
+        on_zygote_exit(0);
+    }
+}
+
+extern "C" fn on_zygote_exit(_: libc::c_int) {
+    let fd = MASTER_SOCK.load(Relaxed);
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: errno is thread-local and valid for the life of the thread;
+    // poll gets one valid pollfd; _exit never returns. All three are
+    // async-signal-safe.
+    unsafe {
+        let errno = *libc::__errno_location();
+        if libc::poll(&mut p, 1, 0) == 1 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            libc::_exit(0);
+        }
+        *libc::__errno_location() = errno;
     }
 }
 
@@ -289,7 +364,7 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 drop(sock);
-                die_with_parent(me);
+                die_with_master(worker_sock.as_raw_fd(), me);
                 set_process_name(&format!("spindle-w{worker_id}"));
                 // Rust's runtime handles SIGSEGV/SIGBUS to report stack
                 // overflows, and lets a signal that is not a guard-page fault
