@@ -56,8 +56,10 @@ impl FileCache {
     /// A cache of at most `bytes`; 0 caches nothing.
     pub fn new(bytes: u64) -> FileCache {
         let map = (bytes > 0).then(|| {
-            // quick_cache sizes its tables from this guess; 16 KiB is a
-            // typical small asset.
+            // quick_cache sizes its tables from this guess (16 KiB, a
+            // typical small asset). It also gives each shard at least 32
+            // guessed items, so a shard holds at least 512 KiB and a file of
+            // READ_WHOLE_MAX always fits (a larger one would not be cached).
             let items = (bytes / (16 * 1024)).clamp(16, 1 << 20) as usize;
             quick_cache::sync::Cache::with_weighter(items, bytes, Weight)
         });
@@ -247,4 +249,45 @@ fn not_modified(headers: &HeaderMap, etag: &str, mtime: SystemTime) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_stays_within_its_bytes_and_keeps_what_is_used() {
+        // 1,000 one-off 16 KiB files through a 1 MiB cache, with one file
+        // asked for between each of them.
+        const LEN: u64 = 16 * 1024;
+        let cache = FileCache::new(1 << 20);
+        let t = UNIX_EPOCH;
+        let body = Bytes::from(vec![0u8; LEN as usize]);
+        cache.put(Path::new("/hot"), t, LEN, body.clone());
+        for i in 0..1000 {
+            let one_off = format!("/f{i}");
+            cache.put(Path::new(&one_off), t, LEN, body.clone());
+            assert!(
+                cache.get(Path::new("/hot"), t, LEN).is_some(),
+                "evicted at {i}"
+            );
+        }
+        let map = cache.map.as_ref().unwrap();
+        assert!(map.weight() <= 1 << 20, "{}", map.weight());
+        assert!(map.len() > 32, "{} entries", map.len());
+        assert!(
+            cache.get(Path::new("/f999"), t, 1).is_none(),
+            "size differs"
+        );
+        assert!(FileCache::new(0).map.is_none());
+    }
+
+    #[test]
+    fn a_file_of_the_largest_cached_size_fits_a_small_cache() {
+        let cache = FileCache::new(1 << 20);
+        let t = UNIX_EPOCH;
+        let body = Bytes::from(vec![0u8; READ_WHOLE_MAX as usize]);
+        cache.put(Path::new("/big"), t, READ_WHOLE_MAX, body);
+        assert!(cache.get(Path::new("/big"), t, READ_WHOLE_MAX).is_some());
+    }
 }
