@@ -180,7 +180,12 @@ impl Spooler {
         declared: Option<u64>,
         id: u64,
     ) -> Result<(Spooled, MemoryLease), SpoolError> {
+        use http_body::Body as _;
         let mut lease = MemoryLease::new(&self.budget);
+        if body.is_end_stream() {
+            // Most requests: no body, so no timer to arm.
+            return Ok((Spooled::Inline(Vec::new()), lease));
+        }
         let mut store = Store::Memory(Vec::new());
         let mut total: u64 = 0;
         let inline_max = ipc::INLINE_BODY_MAX as u64;
