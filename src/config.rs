@@ -95,6 +95,33 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_BODY_SIZE", default_value = "64M", value_parser = parse_size)]
     pub max_body_size: u64,
 
+    /// Seconds a request body may go without a byte arriving (between two
+    /// reads, as nginx's client_body_timeout) before the request gets 408.
+    /// 0 disables.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SPINDLE_BODY_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub body_timeout: u64,
+
+    /// Memory that request bodies being received and run may hold in total
+    /// (K, M, G); past it, bodies are spooled to --body-spool-dir. Bodies over
+    /// 1M always go to disk.
+    #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_BODY_MEMORY", default_value = "32M", value_parser = parse_size)]
+    pub max_body_memory: u64,
+
+    /// Directory for request bodies spooled to disk; the files are unnamed
+    /// (O_TMPFILE) or unlinked at once [default: $TMPDIR or /tmp].
+    #[arg(long, value_name = "DIR", env = "SPINDLE_BODY_SPOOL_DIR")]
+    pub body_spool_dir: Option<PathBuf>,
+
+    /// Bytes of small static files kept in memory (K, M, G); the least
+    /// recently used go first. 0 turns the cache off.
+    #[arg(long, value_name = "SIZE", env = "SPINDLE_STATIC_CACHE_SIZE", default_value = "64M", value_parser = parse_size)]
+    pub static_cache_size: u64,
+
     /// Largest request head (request line and headers); larger ones get 431.
     #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_HEADER_SIZE", default_value = "64K", value_parser = parse_size)]
     pub max_header_size: u64,
@@ -449,6 +476,11 @@ pub struct Settings {
     pub php: PhpSettings,
     pub front_controller: Option<FrontController>,
     pub max_body_size: u64,
+    pub body_timeout: Option<Duration>,
+    pub max_body_memory: u64,
+    /// Canonical, absolute; a writable directory.
+    pub body_spool_dir: PathBuf,
+    pub static_cache_size: u64,
     pub max_header_size: usize,
     pub request_timeout: Option<Duration>,
     pub max_heartbeat: u32,
@@ -539,6 +571,7 @@ impl ServeArgs {
             Some(n) => n,
             None => workers.saturating_sub(1).max(1),
         };
+        let body_spool_dir = resolve_spool_dir(self.body_spool_dir.as_deref())?;
         let max_heartbeat =
             u32::try_from(self.max_heartbeat).map_err(|_| bad("--max-heartbeat", "too large"))?;
         Ok(Settings {
@@ -553,6 +586,10 @@ impl ServeArgs {
             },
             front_controller,
             max_body_size: self.max_body_size,
+            body_timeout: (self.body_timeout > 0).then(|| Duration::from_secs(self.body_timeout)),
+            max_body_memory: self.max_body_memory,
+            body_spool_dir,
+            static_cache_size: self.static_cache_size,
             max_header_size: self.max_header_size.min(1 << 30) as usize,
             request_timeout: (self.request_timeout > 0)
                 .then(|| Duration::from_secs(self.request_timeout)),
@@ -583,6 +620,19 @@ pub fn resolve_php_ini(given: Option<&Path>) -> Result<Option<PathBuf>, ConfigEr
         Some(p) => Ok(Some(p.to_path_buf())),
         None => Ok(Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file())),
     }
+}
+
+/// The spool directory, checked by creating (and at once dropping) an
+/// unnamed file in it, so a read-only or missing directory stops startup
+/// instead of failing uploads later.
+fn resolve_spool_dir(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let dir = given.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| bad("--body-spool-dir", format!("{}: {e}", dir.display())))?;
+    tempfile::tempfile_in(&dir)
+        .map_err(|e| bad("--body-spool-dir", format!("{}: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 fn resolve_front_controller(docroot: &Path, rel: &Path) -> Result<FrontController, ConfigError> {

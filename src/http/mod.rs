@@ -4,18 +4,16 @@
 pub mod body;
 mod proxy;
 mod route;
+mod spool;
 mod static_files;
 mod vars;
 
 use std::convert::Infallible;
-use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -29,9 +27,9 @@ pub use route::{resolve, Route, RouteCache, Script};
 pub use vars::ConnInfo;
 
 use crate::config::Settings;
-use crate::ipc;
 use crate::metrics::Metrics;
 use crate::pool::{Job, Pool, ServedBy};
+use spool::{MemoryLease, SpoolError, Spooled};
 use vars::{BodyPlacement, RequestMessage};
 
 const TOO_LARGE: &str = "413 Payload Too Large: the request body exceeds --max-body-size";
@@ -47,6 +45,7 @@ pub struct App {
     next_id: AtomicU64,
     routes: RouteCache,
     files: static_files::FileCache,
+    bodies: spool::Spooler,
 }
 
 /// The request id Spindle gave a PHP request; in the response's extensions.
@@ -56,12 +55,13 @@ pub struct RequestId(pub u64);
 impl App {
     pub fn new(settings: Arc<Settings>, pool: Pool) -> App {
         App {
+            files: static_files::FileCache::new(settings.static_cache_size),
+            bodies: spool::Spooler::new(&settings),
             settings,
             metrics: pool.supervisor().metrics.clone(),
             pool,
             next_id: AtomicU64::new(1),
             routes: RouteCache::default(),
-            files: static_files::FileCache::default(),
         }
     }
 
@@ -155,23 +155,16 @@ impl App {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
 
-        let max = self.settings.max_body_size;
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > max) {
-            return body::text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "413 Payload Too Large: the request body exceeds --max-body-size",
-            );
+        if declared.is_some_and(|n| n > self.settings.max_body_size) {
+            return body_error(SpoolError::TooLarge);
         }
-        let spooled = match spool_body(body, max, id).await {
+        let (spooled, lease) = match self.bodies.read(body, declared, id).await {
             Ok(b) => b,
-            Err(StatusCode::PAYLOAD_TOO_LARGE) => {
-                return body::text(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
-            }
-            Err(status) => return body::status(status),
+            Err(e) => return body_error(e),
         };
         let has_body = declared.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
         let (placement, body_fd) = match spooled {
@@ -238,8 +231,34 @@ impl App {
         }
         .unwrap_or_else(|_| body::status(StatusCode::BAD_GATEWAY));
         resp.extensions_mut().insert(RequestId(id));
-        resp
+        hold_until_end(resp, lease)
     }
+}
+
+/// Keeps the body's share of the memory budget until a streamed response
+/// ends: the worker holds the body's memfd while the script runs. A full
+/// response came in the worker's last message, so the script is done.
+fn hold_until_end(resp: Response<Body>, lease: MemoryLease) -> Response<Body> {
+    if lease.is_empty() || matches!(resp.body(), Body::Full(_) | Body::Empty) {
+        return resp;
+    }
+    resp.map(|inner| Body::Tracked(Box::new(body::Tracked::new(inner, move |_| drop(lease)))))
+}
+
+fn body_error(e: SpoolError) -> Response<Body> {
+    let mut r = match e {
+        SpoolError::TooLarge => body::text(e.status(), TOO_LARGE),
+        SpoolError::Stalled => body::text(
+            e.status(),
+            "408 Request Timeout: the request body stalled for longer than --body-timeout",
+        ),
+        _ => body::status(e.status()),
+    };
+    // The rest of the body is unread: the connection cannot carry another
+    // request.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 fn busy(msg: &str) -> Response<Body> {
@@ -311,63 +330,4 @@ fn is_supported(m: &Method) -> bool {
             | Method::DELETE
             | Method::OPTIONS
     )
-}
-
-enum Spooled {
-    Inline(Vec<u8>),
-    File(OwnedFd, u64),
-}
-
-/// Reads the request body: small ones into memory, larger ones into a memfd
-/// that the worker reads directly, so uploads never sit whole in the
-/// master's heap. Errors are the status to answer with.
-async fn spool_body(mut body: Incoming, max: u64, id: u64) -> Result<Spooled, StatusCode> {
-    let mut inline: Vec<u8> = Vec::new();
-    let mut file: Option<std::fs::File> = None;
-    let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len() as u64;
-        if total > max {
-            return Err(StatusCode::PAYLOAD_TOO_LARGE);
-        }
-        match &mut file {
-            None if inline.len() + data.len() <= ipc::INLINE_BODY_MAX => {
-                inline.extend_from_slice(&data)
-            }
-            None => {
-                let mut f = memfd_file(id).map_err(|e| {
-                    tracing::error!(request = id, "memfd_create for the request body: {e}");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                })?;
-                write_all(&mut f, &inline)?;
-                write_all(&mut f, &data)?;
-                inline = Vec::new();
-                file = Some(f);
-            }
-            Some(f) => write_all(f, &data)?,
-        }
-    }
-    Ok(match file {
-        Some(f) => Spooled::File(OwnedFd::from(f), total),
-        None => Spooled::Inline(inline),
-    })
-}
-
-fn memfd_file(id: u64) -> io::Result<std::fs::File> {
-    let fd = memfd::MemfdOptions::default()
-        .close_on_exec(true)
-        .create(format!("spindle-body-{}-{id}", std::process::id()))
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(fd.into_file())
-}
-
-fn write_all(f: &mut std::fs::File, data: &[u8]) -> Result<(), StatusCode> {
-    f.write_all(data).map_err(|e| {
-        tracing::error!("writing the request body to its memfd: {e}");
-        StatusCode::INTERNAL_SERVER_ERROR
-    })
 }
