@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
+pub mod hub;
 pub mod info;
 pub mod ipc;
 pub mod metrics;

@@ -1,0 +1,451 @@
+//! Subscribers, the topic index and fan-out.
+//!
+//! One lock guards the state; a publish encodes its event once and hands a
+//! `Bytes` clone to each matching subscriber's bounded queue with
+//! `try_send`, so a publisher never waits for a reader. A subscriber whose
+//! queue is full is dropped: its stream ends, its `EventSource` reconnects
+//! with `Last-Event-ID` and is replayed from the history. Quiet streams cost
+//! no wake-ups: one hub-wide tick sends keep-alive comments and closes
+//! subscriptions whose token expired.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::history::History;
+use super::topics::Selector;
+use super::{Handoff, HubConfig, PublishError, SubscribeError, Update};
+use crate::http::body::{Body, Chunk, Tracked};
+
+/// One published update, encoded once as an SSE frame.
+#[derive(Debug)]
+pub struct Event {
+    pub id: String,
+    pub topics: Vec<String>,
+    pub private: bool,
+    pub frame: Bytes,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HubMetrics {
+    pub subscribers: AtomicU64,
+    pub published: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub dropped_slow: AtomicU64,
+    pub replays: AtomicU64,
+    pub rejected_full: AtomicU64,
+}
+
+/// A new subscription, as the HTTP side or a hand-off asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct Subscribe {
+    pub selectors: Vec<String>,
+    /// Selectors whose private updates this subscriber may receive.
+    pub private: Vec<String>,
+    /// `Last-Event-ID`, or `earliest`.
+    pub last_event_id: Option<String>,
+    pub retry: Option<u64>,
+    /// When the subscriber's token expires; the stream then ends.
+    pub expires: Option<SystemTime>,
+    /// The token's `mercure.payload`, shown in subscription events.
+    pub payload: Option<serde_json::Value>,
+}
+
+/// A subscription's response: the `Last-Event-ID` header to send (when the
+/// client asked for a replay) and the event stream.
+#[derive(Debug)]
+pub struct HubStream {
+    pub last_event_id: Option<String>,
+    pub body: Body,
+}
+
+pub struct Hub {
+    config: HubConfig,
+    state: Mutex<State>,
+    next_subscriber: AtomicU64,
+    pub metrics: HubMetrics,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("config", &self.config).finish()
+    }
+}
+
+struct State {
+    history: History,
+    subscribers: HashMap<u64, Subscriber>,
+    /// Exact topic -> subscribers with that exact selector.
+    exact: HashMap<String, Vec<u64>>,
+    /// Subscribers with a `*` or template selector: checked on every publish.
+    wild: Vec<u64>,
+    closed: bool,
+}
+
+struct Subscriber {
+    selectors: Vec<Selector>,
+    private: Vec<Selector>,
+    tx: mpsc::Sender<Chunk>,
+    /// Something was sent since the last keep-alive tick.
+    active: bool,
+    expires: Option<Instant>,
+    /// For the subscriptions API and events.
+    urn: String,
+    topics: Vec<String>,
+    payload: Option<serde_json::Value>,
+}
+
+impl Subscriber {
+    fn wants(&self, e: &Event) -> bool {
+        let matches =
+            |sels: &[Selector]| sels.iter().any(|s| e.topics.iter().any(|t| s.matches(t)));
+        matches(&self.selectors) && (!e.private || matches(&self.private))
+    }
+}
+
+const KEEPALIVE: &[u8] = b":\n\n";
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Arc<Hub> {
+        Arc::new(Hub {
+            state: Mutex::new(State {
+                history: History::new(config.history, config.history_bytes),
+                subscribers: HashMap::new(),
+                exact: HashMap::new(),
+                wild: Vec::new(),
+                closed: false,
+            }),
+            config,
+            next_subscriber: AtomicU64::new(1),
+            metrics: HubMetrics::default(),
+        })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the hub-wide tick (keep-alives, token expiry). Call inside
+    /// the tokio runtime.
+    pub fn start(self: &Arc<Self>) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_keepalive = Instant::now();
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                let keepalive = hub
+                    .config
+                    .keepalive
+                    .is_some_and(|k| last_keepalive.elapsed() >= k);
+                if keepalive {
+                    last_keepalive = Instant::now();
+                }
+                hub.tick(keepalive);
+            }
+        });
+    }
+
+    fn tick(&self, keepalive: bool) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let mut gone = Vec::new();
+        for (id, s) in st.subscribers.iter_mut() {
+            if s.expires.is_some_and(|e| e <= now) || s.tx.is_closed() {
+                gone.push(*id);
+                continue;
+            }
+            if keepalive {
+                if !s.active {
+                    let _ = s.tx.try_send(Ok(Bytes::from_static(KEEPALIVE)));
+                }
+                s.active = false;
+            }
+        }
+        for id in gone {
+            self.remove(&mut st, id);
+        }
+    }
+
+    /// Publishes `u` to every matching subscriber; returns its id.
+    pub fn publish(&self, u: Update) -> Result<String, PublishError> {
+        if u.topics.is_empty() || u.topics.iter().any(|t| t.is_empty()) {
+            return Err(PublishError::Invalid("an update needs a topic".into()));
+        }
+        let id = match u.id {
+            Some(id) if id.starts_with('#') => {
+                return Err(PublishError::Invalid(
+                    "an id must not start with '#'".into(),
+                ))
+            }
+            Some(id) if id.is_empty() || id.contains(['\n', '\r']) => {
+                return Err(PublishError::Invalid(
+                    "an id must be one non-empty line".into(),
+                ))
+            }
+            Some(id) => id,
+            None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        };
+        if u.event_type
+            .as_deref()
+            .is_some_and(|t| t.contains(['\n', '\r']))
+        {
+            return Err(PublishError::Invalid("a type must be one line".into()));
+        }
+        let event = Arc::new(Event {
+            frame: encode(&id, u.event_type.as_deref(), u.retry, &u.data),
+            id: id.clone(),
+            topics: u.topics,
+            private: u.private,
+        });
+        let mut st = self.lock();
+        st.history.push(event.clone());
+        self.metrics.published.fetch_add(1, Relaxed);
+        self.fan_out(&mut st, &event);
+        Ok(id)
+    }
+
+    fn fan_out(&self, st: &mut State, event: &Event) {
+        let mut candidates: Vec<u64> = Vec::new();
+        for t in &event.topics {
+            if let Some(ids) = st.exact.get(t) {
+                candidates.extend_from_slice(ids);
+            }
+        }
+        candidates.extend_from_slice(&st.wild);
+        if event.topics.len() > 1 || !st.wild.is_empty() {
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
+        let mut gone = Vec::new();
+        let mut delivered = 0u64;
+        for id in candidates {
+            let Some(s) = st.subscribers.get_mut(&id) else {
+                continue;
+            };
+            if !s.wants(event) {
+                continue;
+            }
+            match s.tx.try_send(Ok(event.frame.clone())) {
+                Ok(()) => {
+                    s.active = true;
+                    delivered += 1;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.metrics.dropped_slow.fetch_add(1, Relaxed);
+                    tracing::info!(subscriber = %s.urn, "dropping a subscriber that cannot keep up");
+                    gone.push(id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(id),
+            }
+        }
+        self.metrics.deliveries.fetch_add(delivered, Relaxed);
+        for id in gone {
+            self.remove(st, id);
+        }
+    }
+
+    /// A subscription handed over by a PHP script.
+    pub fn handoff(self: &Arc<Self>, h: Handoff) -> Result<HubStream, SubscribeError> {
+        self.subscribe(Subscribe {
+            selectors: h.topics,
+            private: h.private,
+            last_event_id: h.last_event_id,
+            retry: h.retry,
+            expires: None,
+            payload: None,
+        })
+    }
+
+    /// Registers a subscriber and returns its stream: first what it missed
+    /// (after `last_event_id`), then live updates, in order, no gap.
+    pub fn subscribe(self: &Arc<Self>, sub: Subscribe) -> Result<HubStream, SubscribeError> {
+        if sub.selectors.is_empty() {
+            return Err(SubscribeError::InvalidSelector(
+                "at least one topic selector is needed".into(),
+            ));
+        }
+        let parse = |v: &[String]| -> Result<Vec<Selector>, SubscribeError> {
+            v.iter()
+                .map(|s| Selector::parse(s).map_err(SubscribeError::InvalidSelector))
+                .collect()
+        };
+        let selectors = parse(&sub.selectors)?;
+        let private = parse(&sub.private)?;
+        let expires = sub.expires.map(|t| {
+            let left = t.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
+        let (tx, rx) = mpsc::channel(self.config.queue.max(2));
+        let id = self.next_subscriber.fetch_add(1, Relaxed);
+        let urn = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+        let mut st = self.lock();
+        if st.closed {
+            return Err(SubscribeError::Full);
+        }
+        if st.subscribers.len() >= self.config.max_subscribers {
+            self.metrics.rejected_full.fetch_add(1, Relaxed);
+            return Err(SubscribeError::Full);
+        }
+        let subscriber = Subscriber {
+            selectors,
+            private,
+            tx,
+            active: true,
+            expires,
+            urn,
+            topics: sub.selectors.clone(),
+            payload: sub.payload,
+        };
+        // The first chunk: a retry hint, then the replay, in one piece.
+        let mut first = BytesMut::new();
+        if let Some(ms) = sub.retry {
+            first.put_slice(format!("retry: {ms}\n\n").as_bytes());
+        }
+        let mut header = None;
+        if let Some(last) = sub.last_event_id.as_deref() {
+            let (events, found): (Vec<&Arc<Event>>, bool) = match st.history.after(last) {
+                Some(after) if last != "earliest" => (after.collect(), true),
+                _ => (st.history.all().collect(), false),
+            };
+            for e in events.into_iter().filter(|e| subscriber.wants(e)) {
+                first.put_slice(&e.frame);
+            }
+            header = Some(if found {
+                last.to_string()
+            } else {
+                "earliest".to_string()
+            });
+            self.metrics.replays.fetch_add(1, Relaxed);
+        }
+        if !first.is_empty() {
+            let _ = subscriber.tx.try_send(Ok(first.freeze()));
+        }
+        let mut wild = false;
+        for s in &subscriber.selectors {
+            match s.exact() {
+                Some(t) => st.exact.entry(t.to_string()).or_default().push(id),
+                None => wild = true,
+            }
+        }
+        if wild {
+            st.wild.push(id);
+        }
+        st.subscribers.insert(id, subscriber);
+        self.metrics.subscribers.fetch_add(1, Relaxed);
+        drop(st);
+
+        let hub = Arc::downgrade(self);
+        let body = Body::Tracked(Box::new(Tracked::new(Body::Channel(rx), move |_| {
+            if let Some(hub) = hub.upgrade() {
+                let mut st = hub.lock();
+                hub.remove(&mut st, id);
+            }
+        })));
+        Ok(HubStream {
+            last_event_id: header,
+            body,
+        })
+    }
+
+    fn remove(&self, st: &mut State, id: u64) {
+        let Some(s) = st.subscribers.remove(&id) else {
+            return;
+        };
+        self.metrics.subscribers.fetch_sub(1, Relaxed);
+        for sel in &s.selectors {
+            if let Some(t) = sel.exact() {
+                if let Some(ids) = st.exact.get_mut(t) {
+                    ids.retain(|&x| x != id);
+                    if ids.is_empty() {
+                        st.exact.remove(t);
+                    }
+                }
+            }
+        }
+        st.wild.retain(|&x| x != id);
+    }
+
+    /// Shutdown: every stream ends cleanly (its client reconnects to
+    /// whatever serves next) and no new subscription is taken.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        let ids: Vec<u64> = st.subscribers.keys().copied().collect();
+        for id in ids {
+            self.remove(&mut st, id);
+        }
+    }
+
+    /// The current subscriptions, for the subscriptions API:
+    /// (subscriber urn, selector, payload).
+    pub fn subscriptions(&self) -> Vec<(String, String, Option<serde_json::Value>)> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for s in st.subscribers.values() {
+            for t in &s.topics {
+                out.push((s.urn.clone(), t.clone(), s.payload.clone()));
+            }
+        }
+        out
+    }
+
+    /// The newest event's id, or `earliest` when none is kept.
+    pub fn last_event_id(&self) -> String {
+        self.lock()
+            .history
+            .last_id()
+            .unwrap_or("earliest")
+            .to_string()
+    }
+}
+
+/// One update as an SSE frame: `id`, `event`, `retry`, then each line of
+/// the data as its own `data:` field (CR, LF and CRLF all end a line).
+fn encode(id: &str, event_type: Option<&str>, retry: Option<u64>, data: &str) -> Bytes {
+    let mut b = BytesMut::with_capacity(data.len() + id.len() + 32);
+    b.put_slice(b"id: ");
+    b.put_slice(id.as_bytes());
+    b.put_u8(b'\n');
+    if let Some(t) = event_type {
+        b.put_slice(b"event: ");
+        b.put_slice(t.as_bytes());
+        b.put_u8(b'\n');
+    }
+    if let Some(r) = retry {
+        b.put_slice(format!("retry: {r}\n").as_bytes());
+    }
+    let normalized = data.replace("\r\n", "\n").replace('\r', "\n");
+    for line in normalized.split('\n') {
+        b.put_slice(b"data: ");
+        b.put_slice(line.as_bytes());
+        b.put_u8(b'\n');
+    }
+    b.put_u8(b'\n');
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_multi_line_data() {
+        let f = encode("1", Some("greet"), Some(500), "a\nb\r\nc");
+        assert_eq!(
+            &f[..],
+            b"id: 1\nevent: greet\nretry: 500\ndata: a\ndata: b\ndata: c\n\n"
+        );
+    }
+}
