@@ -231,6 +231,67 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub queue_size: usize,
+
+    /// Run the Mercure hub at /.well-known/mercure (Server-Sent Events
+    /// subscribers held by the master, spindle_publish() from PHP).
+    #[arg(long, value_name = "on|off", env = "SPINDLE_HUB", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub hub: bool,
+
+    /// Key that verifies publishers' JWTs: an HS256 secret, or @/path/key.pem
+    /// for an RS256/ES256 public key. Without it nobody publishes over HTTP
+    /// (PHP's spindle_publish() needs no token).
+    #[arg(long, value_name = "KEY", env = "SPINDLE_HUB_PUBLISHER_KEY")]
+    pub hub_publisher_key: Option<String>,
+
+    /// Key that verifies subscribers' JWTs (as --hub-publisher-key). Without
+    /// it, only public updates, to anyone.
+    #[arg(long, value_name = "KEY", env = "SPINDLE_HUB_SUBSCRIBER_KEY")]
+    pub hub_subscriber_key: Option<String>,
+
+    /// Subscribers without a token receive public updates.
+    #[arg(long, value_name = "on|off", env = "SPINDLE_HUB_ANONYMOUS", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub hub_anonymous: bool,
+
+    /// Updates the hub keeps for replay to reconnecting subscribers.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SPINDLE_HUB_HISTORY",
+        default_value_t = 1000
+    )]
+    pub hub_history: usize,
+
+    /// An origin allowed to use the hub from a browser (CORS), or `*`. Repeatable.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "SPINDLE_HUB_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub hub_cors_origin: Vec<String>,
+
+    /// The cookie a subscriber's JWT may come in.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SPINDLE_HUB_COOKIE_NAME",
+        default_value = "mercureAuthorization"
+    )]
+    pub hub_cookie_name: String,
+
+    /// Subscribers the hub holds at most; beyond that, 503.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SPINDLE_HUB_MAX_SUBSCRIBERS",
+        default_value_t = 100_000
+    )]
+    pub hub_max_subscribers: usize,
+
+    /// Publish subscription events (/.well-known/mercure/subscriptions/...)
+    /// when subscribers come and go, as private updates.
+    #[arg(long, value_name = "on|off", env = "SPINDLE_HUB_SUBSCRIPTIONS", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub hub_subscriptions: bool,
 }
 
 /// Parses the command line, with `serve --config FILE` merged in: built-in
@@ -306,6 +367,9 @@ pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         })?;
         for v in values {
             match long {
+                // `--flag=value`, so switches that take an optional value
+                // (`--hub`, `--hub=off`) read it too.
+                Some(flag) if flag.starts_with("--") => extra.push(format!("{flag}={v}").into()),
                 Some(flag) => {
                     extra.push(flag.into());
                     extra.push(v.into());
@@ -458,6 +522,40 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ServeArgs {
+    fn resolve_hub(&self) -> Result<Option<crate::hub::HubConfig>, ConfigError> {
+        if !self.hub {
+            return Ok(None);
+        }
+        let key = |option: &'static str, v: &Option<String>| match v {
+            None => Ok(None),
+            Some(v) => crate::hub::protocol::Key::parse(v)
+                .map(Some)
+                .map_err(|e| bad(option, e)),
+        };
+        if self.hub_max_subscribers == 0 {
+            return Err(bad("--hub-max-subscribers", "must be at least 1"));
+        }
+        if self.hub_cookie_name.is_empty() {
+            return Err(bad("--hub-cookie-name", "must not be empty"));
+        }
+        Ok(Some(crate::hub::HubConfig {
+            history: self.hub_history,
+            max_subscribers: self.hub_max_subscribers,
+            keepalive: (self.sse_keepalive > 0).then(|| Duration::from_secs(self.sse_keepalive)),
+            subscription_events: self.hub_subscriptions,
+            auth: crate::hub::protocol::AuthConfig {
+                publisher_key: key("--hub-publisher-key", &self.hub_publisher_key)?,
+                subscriber_key: key("--hub-subscriber-key", &self.hub_subscriber_key)?,
+                anonymous: self.hub_anonymous,
+                cors_origins: self.hub_cors_origin.clone(),
+                cookie_name: self.hub_cookie_name.clone(),
+            },
+            ..crate::hub::HubConfig::default()
+        }))
+    }
+}
+
 fn bad(option: &'static str, detail: impl Into<String>) -> ConfigError {
     ConfigError {
         option,
@@ -493,6 +591,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub admin_listen: Option<SocketAddr>,
     pub access_log: bool,
+    /// The hub's settings, when `--hub` is on.
+    pub hub: Option<crate::hub::HubConfig>,
     pub pid_file: Option<PathBuf>,
     pub trusted_proxies: Vec<TrustedProxy>,
     pub socket_mode: u32,
@@ -605,6 +705,7 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             admin_listen: self.admin_listen,
             access_log: self.access_log,
+            hub: self.resolve_hub()?,
             pid_file: self.pid_file.clone(),
             trusted_proxies: self.trusted_proxy.clone(),
             socket_mode: self.socket_mode,

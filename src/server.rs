@@ -140,6 +140,11 @@ pub fn run(settings: Settings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let result = runtime.block_on(async move {
         let supervisor = Supervisor::new(zygote, settings.php.clone(), metrics.clone());
+        let hub = settings.hub.clone().map(|config| {
+            let hub = crate::hub::Hub::new(config);
+            hub.start();
+            hub
+        });
         let pool = Pool::start(
             supervisor.clone(),
             workers,
@@ -150,10 +155,11 @@ pub fn run(settings: Settings) -> Result<(), Error> {
                 max_requests: settings.max_requests,
                 max_worker_rss: settings.max_worker_rss,
                 max_streaming_workers: settings.max_streaming_workers,
+                hub: hub.clone(),
             },
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;
-        let app = Arc::new(App::new(settings.clone(), pool.clone()));
+        let app = Arc::new(App::new(settings.clone(), pool.clone(), hub.clone()));
         let local = match &bound {
             Bound::Tcp(l) => l
                 .local_addr()
@@ -189,6 +195,9 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         // in-flight requests finish, close idle keep-alive connections.
         ready.store(false, Ordering::Relaxed);
         supervisor.begin_shutdown();
+        if let Some(hub) = &hub {
+            hub.close();
+        }
         tracing::info!(
             "shutting down: waiting up to {:?} for in-flight requests",
             settings.shutdown_timeout

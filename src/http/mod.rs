@@ -46,6 +46,8 @@ pub struct App {
     routes: RouteCache,
     files: static_files::FileCache,
     bodies: spool::Spooler,
+    /// The Mercure hub, with `--hub`.
+    pub hub: Option<Arc<crate::hub::Hub>>,
 }
 
 /// The request id Spindle gave a PHP request; in the response's extensions.
@@ -53,8 +55,9 @@ pub struct App {
 pub struct RequestId(pub u64);
 
 impl App {
-    pub fn new(settings: Arc<Settings>, pool: Pool) -> App {
+    pub fn new(settings: Arc<Settings>, pool: Pool, hub: Option<Arc<crate::hub::Hub>>) -> App {
         App {
+            hub,
             files: static_files::FileCache::new(settings.static_cache_size),
             bodies: spool::Spooler::new(&settings),
             settings,

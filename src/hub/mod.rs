@@ -35,6 +35,8 @@ pub struct HubConfig {
     pub keepalive: Option<Duration>,
     /// Events that may wait for one subscriber before it is dropped.
     pub queue: usize,
+    /// Publish subscription events when subscribers come and go.
+    pub subscription_events: bool,
     pub auth: protocol::AuthConfig,
 }
 
@@ -46,6 +48,7 @@ impl Default for HubConfig {
             max_subscribers: 100_000,
             keepalive: Some(Duration::from_secs(15)),
             queue: 64,
+            subscription_events: false,
             auth: protocol::AuthConfig::default(),
         }
     }

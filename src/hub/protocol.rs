@@ -29,3 +29,34 @@ impl std::fmt::Debug for Key {
             .finish()
     }
 }
+
+impl Key {
+    /// `@/path/key.pem` reads an RS256 or ES256 public key (PEM); anything
+    /// else is an HS256 secret.
+    pub fn parse(v: &str) -> Result<Key, String> {
+        use jsonwebtoken::{Algorithm, DecodingKey};
+        let Some(path) = v.strip_prefix('@') else {
+            if v.len() < 16 {
+                return Err("an HS256 secret needs at least 16 bytes".into());
+            }
+            return Ok(Key {
+                decoding: DecodingKey::from_secret(v.as_bytes()),
+                algorithms: vec![Algorithm::HS256],
+            });
+        };
+        let pem = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+            return Ok(Key {
+                decoding: k,
+                algorithms: vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512],
+            });
+        }
+        if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+            return Ok(Key {
+                decoding: k,
+                algorithms: vec![Algorithm::ES256, Algorithm::ES384],
+            });
+        }
+        Err(format!("{path}: not an RSA or EC public key in PEM form"))
+    }
+}

@@ -73,6 +73,8 @@ pub struct PoolConfig {
     /// Workers that may hold streaming responses at once; requests that
     /// want `text/event-stream` past it get 503 (--max-streaming-workers).
     pub max_streaming_workers: usize,
+    /// The hub PHP publishes to and hands subscribers over to (`--hub`).
+    pub hub: Option<Arc<crate::hub::Hub>>,
 }
 
 impl Pool {
