@@ -189,6 +189,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE", env = "SPINDLE_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
 
+    /// Symlinks in the document root: `follow` them anywhere (as nginx does;
+    /// Debian's packaged applications link into /var/lib), only where link and
+    /// target have the same `owner` (nginx's disable_symlinks if_not_owner),
+    /// or only to targets `inside` the document root. In every mode a static
+    /// file whose target is PHP source or a dotfile is refused.
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "SPINDLE_SYMLINKS",
+        default_value = "follow",
+        value_enum
+    )]
+    pub symlinks: Symlinks,
+
     /// Requests that may wait for a busy worker; beyond that, 503.
     #[arg(
         long,
@@ -332,6 +346,18 @@ pub struct PhpInfoArgs {
     pub define: Vec<(String, String)>,
 }
 
+/// How far symlinks in the document root are followed (`--symlinks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Symlinks {
+    /// Wherever they point.
+    #[default]
+    Follow,
+    /// When the link and its target have the same owner.
+    Owner,
+    /// Only to targets inside the document root.
+    Inside,
+}
+
 /// A listen address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
@@ -456,6 +482,7 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     pub trusted_proxies: Vec<TrustedProxy>,
     pub socket_mode: u32,
+    pub symlinks: Symlinks,
 }
 
 /// How PHP's module layer starts.
@@ -557,6 +584,7 @@ impl ServeArgs {
             pid_file: self.pid_file.clone(),
             trusted_proxies: self.trusted_proxy.clone(),
             socket_mode: self.socket_mode,
+            symlinks: self.symlinks,
         })
     }
 }

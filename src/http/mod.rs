@@ -5,6 +5,7 @@ pub mod body;
 mod proxy;
 mod route;
 mod static_files;
+mod validate;
 mod vars;
 
 use std::convert::Infallible;
@@ -109,6 +110,9 @@ impl App {
     }
 
     async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        if let Err(r) = validate::check(&req, self.settings.max_header_size) {
+            return rejected(r);
+        }
         let method = req.method();
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);
@@ -118,6 +122,7 @@ impl App {
             req.uri().path(),
             req.uri().query(),
             self.settings.front_controller.as_ref(),
+            self.settings.symlinks,
         );
         match route {
             Route::NotFound => body::status(StatusCode::NOT_FOUND),
@@ -189,6 +194,14 @@ impl App {
             request_time,
         }
         .encode();
+        // A worker cannot receive a larger message (and died trying): a head
+        // this big gets 431 here, before any worker sees it (item 8).
+        if message.len() > ipc::MAX_MESSAGE {
+            return rejected(validate::Rejection {
+                status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                reason: "431 Request Header Fields Too Large: too large to hand to PHP",
+            });
+        }
 
         let (tx, mut rx) = oneshot::channel();
         let dispatched = Arc::new(AtomicBool::new(false));
@@ -231,6 +244,15 @@ impl App {
         resp.extensions_mut().insert(RequestId(id));
         resp
     }
+}
+
+/// A request refused before routing. The connection closes after the
+/// answer: its body, if any, was not read, and its framing may be a lie.
+fn rejected(r: validate::Rejection) -> Response<Body> {
+    let mut resp = body::text(r.status, r.reason);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn busy(msg: &str) -> Response<Body> {
