@@ -14,10 +14,14 @@
 #include <main/php_output.h>
 #include <main/php_variables.h>
 #include <Zend/zend_exceptions.h>
+#include <Zend/zend_ini.h>
+#include <Zend/zend_ini_scanner.h>
 #include <Zend/zend_smart_str.h>
 #include <ext/standard/info.h>
 
+#include <dirent.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -39,6 +43,10 @@ static __thread const spindle_request *current;
 /* The script called header("Content-Type: ...") in this request. */
 static __thread int content_type_set;
 static char *startup_ini_entries;
+
+/* Set by php_init_config() (main/php_ini.c); exported, but in no header. */
+extern PHPAPI char *php_ini_opened_path;
+extern PHPAPI char *php_ini_scanned_path;
 
 static size_t sapi_spindle_ub_write(const char *str, size_t len)
 {
@@ -308,6 +316,125 @@ static sapi_module_struct spindle_sapi_module = {
     STANDARD_SAPI_MODULE_PROPERTIES
 };
 
+/* ---- Configuration errors at startup ---- */
+
+/*
+ * PHP reads php.ini during module startup but ignores a syntax error in it:
+ * it prints "PHP:  syntax error ... in FILE on line N" to stderr and starts
+ * with whatever came before the error (issue 9, item 12). php-fpm -t reports
+ * the same error and exits; so does Spindle. After startup, every ini file
+ * PHP read (and the -d entries) is parsed again, with errors routed through
+ * zend_error so the message can be kept and returned.
+ */
+static char startup_error[1024];
+
+static void record_error(int type, zend_string *file, const uint32_t line, zend_string *message)
+{
+    (void)type;
+    (void)file;
+    (void)line;
+    if (!startup_error[0]) {
+        snprintf(startup_error, sizeof startup_error, "%s", ZSTR_VAL(message));
+    }
+}
+
+/* zend_parse_ini_* callback: the values were applied at startup already. */
+static void ignore_entry(zval *arg1, zval *arg2, zval *arg3, int type, void *arg)
+{
+    (void)arg1;
+    (void)arg2;
+    (void)arg3;
+    (void)type;
+    (void)arg;
+}
+
+/* 0 when the file parses; otherwise startup_error holds PHP's message. */
+static int check_ini_file(const char *path)
+{
+    /* A FILE*, as php_init_config() uses: PHP's streams need request
+     * state that does not exist between module startup and a request. */
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return 0; /* PHP could not read it either, and said so */
+    }
+    zend_file_handle fh;
+    zend_stream_init_fp(&fh, fp, path);
+    void (*saved)(int, zend_string *, const uint32_t, zend_string *) = zend_error_cb;
+    zend_error_cb = record_error;
+    int rc = zend_parse_ini_file(&fh, 0, ZEND_INI_SCANNER_NORMAL, ignore_entry, NULL);
+    zend_error_cb = saved;
+    zend_destroy_file_handle(&fh);
+    return rc == SUCCESS ? 0 : -1;
+}
+
+static int check_ini_entries(const char *entries)
+{
+    char *copy = estrdup(entries);
+    void (*saved)(int, zend_string *, const uint32_t, zend_string *) = zend_error_cb;
+    zend_error_cb = record_error;
+    int rc = zend_parse_ini_string(copy, 0, ZEND_INI_SCANNER_NORMAL, ignore_entry, NULL);
+    zend_error_cb = saved;
+    efree(copy);
+    if (rc != SUCCESS) {
+        char msg[sizeof startup_error];
+        snprintf(msg, sizeof msg, "-d: %s", startup_error);
+        memcpy(startup_error, msg, sizeof startup_error);
+    }
+    return rc == SUCCESS ? 0 : -1;
+}
+
+static int is_ini_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return n > 4 && strcmp(e->d_name + n - 4, ".ini") == 0;
+}
+
+/* The .ini files of each directory in `dirs` (":"-separated, as
+ * PHP_INI_SCAN_DIR), in the order PHP reads them (php_init_config). */
+static int check_scan_dirs(const char *dirs)
+{
+    char *list = estrdup(dirs);
+    char *save = NULL;
+    int rc = 0;
+    for (char *dir = strtok_r(list, ":", &save); dir && rc == 0; dir = strtok_r(NULL, ":", &save)) {
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, is_ini_file, alphasort);
+        for (int i = 0; i < n; i++) {
+            char path[MAXPATHLEN];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+            if (rc == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+                rc = check_ini_file(path);
+            }
+            free(names[i]);
+        }
+        free(names);
+    }
+    efree(list);
+    return rc;
+}
+
+/* php.ini, each .ini file in the scan directories, then the -d entries. */
+static int check_configuration(void)
+{
+    if (php_ini_opened_path && check_ini_file(php_ini_opened_path) != 0) {
+        return -1;
+    }
+    /* Not php_ini_scanned_files: PHP lists only the files that parsed. */
+    if (php_ini_scanned_path && check_scan_dirs(php_ini_scanned_path) != 0) {
+        return -1;
+    }
+    if (startup_ini_entries && check_ini_entries(startup_ini_entries) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+const char *spindle_php_startup_error(void)
+{
+    return startup_error[0] ? startup_error : NULL;
+}
+
 int spindle_php_startup(const char *ini_path, const char *ini_entries)
 {
 #ifdef ZEND_SIGNALS
@@ -326,6 +453,9 @@ int spindle_php_startup(const char *ini_path, const char *ini_entries)
     spindle_sapi_module.additional_functions = spindle_functions;
     if (spindle_sapi_module.startup(&spindle_sapi_module) == FAILURE) {
         return -1;
+    }
+    if (check_configuration() != 0) {
+        return -2;
     }
     return 0;
 }

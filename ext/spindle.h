@@ -77,9 +77,16 @@ typedef struct spindle_callbacks {
  * Starts PHP's module layer: reads php.ini (`ini_path`, or PHP's default
  * search when NULL), applies `ini_entries` ("key=value\n" lines, like the
  * CLI's -d), loads extensions and OPcache. Call once, single-threaded, before
- * forking workers. Returns 0 on success.
+ * forking workers. Returns 0 on success, -1 when PHP's module startup
+ * failed, -2 when a configuration file has a syntax error.
  */
 int spindle_php_startup(const char *ini_path, const char *ini_entries);
+
+/* Why spindle_php_startup() failed, when it knows: PHP's message for a
+ * syntax error in php.ini, a scanned conf.d file or the -d entries, naming
+ * the file and line ("syntax error, unexpected ')' in /etc/x.ini on line 2").
+ * NULL otherwise. Returns -2 from spindle_php_startup() in that case. */
+const char *spindle_php_startup_error(void);
 
 /* phpinfo() prints plain text instead of HTML (for `spindle php-info`).
  * Call before spindle_php_startup(). */

@@ -76,7 +76,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "USER", env = "SPINDLE_USER")]
     pub user: Option<String>,
 
-    /// Set a php.ini entry, as the php CLI's -d (repeatable).
+    /// Set a php.ini entry, KEY=VALUE, as the php CLI's -d (repeatable).
     #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
     pub define: Vec<(String, String)>,
 
@@ -223,6 +223,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE", env = "SPINDLE_SOCKET_MODE", default_value = "0660", value_parser = parse_mode)]
     pub socket_mode: u32,
 
+    /// Symlinks in the document root: `follow` them anywhere (as nginx does;
+    /// Debian's packaged applications link into /var/lib), only where link and
+    /// target have the same `owner` (nginx's disable_symlinks if_not_owner),
+    /// or only to targets `inside` the document root. In every mode a static
+    /// file whose target is PHP source or a dotfile is refused.
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "SPINDLE_SYMLINKS",
+        default_value = "follow",
+        value_enum
+    )]
+    pub symlinks: Symlinks,
+
     /// Requests that may wait for a busy worker; beyond that, 503.
     #[arg(
         long,
@@ -311,19 +325,30 @@ pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let Some(path) = serve.get_one::<PathBuf>("config") else {
         return Cli::from_arg_matches(&matches);
     };
+    // One line, like every other configuration error (no usage block).
     let config_error = |msg: String| {
-        Cli::command().error(
+        clap::Error::raw(
             clap::error::ErrorKind::InvalidValue,
-            format!("--config {}: {msg}", path.display()),
+            format!("--config {}: {msg}\n", path.display()),
         )
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return Err(config_error(e.to_string())),
     };
-    let table: toml::Table = match text.parse() {
+    let table: toml::Table = match text.parse::<toml::Table>() {
         Ok(t) => t,
-        Err(e) => return Err(config_error(e.to_string())),
+        // toml's Display draws the line with a caret over several lines.
+        Err(e) => {
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            let msg: Vec<&str> = e.message().lines().map(str::trim).collect();
+            return Err(config_error(format!("{at}{}", msg.join("; "))));
+        }
     };
     let serve_cmd = Cli::command();
     let serve_cmd = serve_cmd.find_subcommand("serve").expect("serve exists");
@@ -425,9 +450,21 @@ pub struct PhpInfoArgs {
     /// php.ini to read instead of Debian's embed php.ini.
     #[arg(long, value_name = "FILE", env = "SPINDLE_PHP_INI")]
     pub php_ini: Option<PathBuf>,
-    /// Set a php.ini entry, as the php CLI's -d (repeatable).
+    /// Set a php.ini entry, KEY=VALUE, as the php CLI's -d (repeatable).
     #[arg(short = 'd', value_name = "KEY=VALUE", value_parser = parse_define)]
     pub define: Vec<(String, String)>,
+}
+
+/// How far symlinks in the document root are followed (`--symlinks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Symlinks {
+    /// Wherever they point.
+    #[default]
+    Follow,
+    /// When the link and its target have the same owner.
+    Owner,
+    /// Only to targets inside the document root.
+    Inside,
 }
 
 /// A listen address.
@@ -461,9 +498,15 @@ impl fmt::Display for Listen {
     }
 }
 
-/// `KEY=VALUE` (a bare `KEY` means `KEY=1`, as with the php CLI).
+/// `KEY=VALUE`. Unlike the php CLI, a bare `KEY` is refused: php reads it
+/// as `KEY=1`, which for `-d memory_limit` meant a limit of one byte and a
+/// startup warning instead of an error (issue 9, item 12).
 pub fn parse_define(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').unwrap_or((s, "1"));
+    let Some((k, v)) = s.split_once('=') else {
+        return Err(format!(
+            "'{s}' has no value: write {s}=VALUE (for a switch, {s}=1)"
+        ));
+    };
     let k = k.trim();
     if k.is_empty() {
         return Err(format!("'{s}' is not KEY=VALUE"));
@@ -556,6 +599,13 @@ impl ServeArgs {
     }
 }
 
+impl ConfigError {
+    /// A configuration error found outside this module (`php-info`).
+    pub fn new(option: &'static str, detail: impl Into<String>) -> ConfigError {
+        bad(option, detail)
+    }
+}
+
 fn bad(option: &'static str, detail: impl Into<String>) -> ConfigError {
     ConfigError {
         option,
@@ -596,6 +646,7 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     pub trusted_proxies: Vec<TrustedProxy>,
     pub socket_mode: u32,
+    pub symlinks: Symlinks,
 }
 
 /// How PHP's module layer starts.
@@ -709,6 +760,7 @@ impl ServeArgs {
             pid_file: self.pid_file.clone(),
             trusted_proxies: self.trusted_proxy.clone(),
             socket_mode: self.socket_mode,
+            symlinks: self.symlinks,
         })
     }
 }
@@ -717,6 +769,10 @@ impl ServeArgs {
 /// php.ini when present, else none (PHP's built-in defaults).
 pub fn resolve_php_ini(given: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
     match given {
+        Some(p) if p.is_dir() => Err(bad(
+            "--php-ini",
+            format!("{} is a directory; give the php.ini file", p.display()),
+        )),
         Some(p) if !p.is_file() => Err(bad("--php-ini", format!("{}: no such file", p.display()))),
         Some(p) => Ok(Some(p.to_path_buf())),
         None => Ok(Some(PathBuf::from(DEFAULT_PHP_INI)).filter(|p| p.is_file())),
@@ -799,10 +855,8 @@ mod tests {
     #[test]
     fn defines() {
         assert_eq!(parse_define("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert_eq!(
-            parse_define("display_errors"),
-            Ok(("display_errors".into(), "1".into()))
-        );
+        assert!(parse_define("memory_limit").is_err());
+        assert_eq!(parse_define("a="), Ok(("a".into(), "".into())));
         assert!(parse_define("=x").is_err());
     }
 }

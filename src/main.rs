@@ -1,21 +1,49 @@
 use std::process::ExitCode;
 
-use spindle::config::{Cli, Command};
+use spindle::config::{Cli, Command, ConfigError};
+use spindle::php::StartupError;
+use spindle::worker::ZygoteError;
 use tracing_subscriber::EnvFilter;
+
+/// The exit status of every configuration error: a bad flag, environment
+/// variable, `--config` file, php.ini or `-d` entry; nothing was started.
+/// It is clap's status for usage errors, so one code covers both phases
+/// (issue 9, item 12). Other failures (cannot listen, ...) exit 1.
+const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = match spindle::config::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        // --help and --version
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
     init_logging(&cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spindle: error: {e:#}");
-            ExitCode::FAILURE
+            if is_config_error(e.chain()) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+fn is_config_error<'a>(
+    mut chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> bool {
+    chain.any(|e| {
+        e.is::<ConfigError>()
+            || e.is::<StartupError>()
+            || e.downcast_ref::<ZygoteError>()
+                .is_some_and(ZygoteError::is_config)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,9 +52,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = args.resolve()?;
             spindle::server::run(settings)?;
         }
-        Command::PhpInfo(args) => {
-            spindle::info::run(&args).map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
+        Command::PhpInfo(args) => spindle::info::run(&args).map_err(|e| {
+            // Keeps the error's type for is_config_error (the box is not Send).
+            if e.is::<ConfigError>() || e.is::<StartupError>() {
+                anyhow::Error::new(ConfigError::new("php-info", e.to_string()))
+            } else {
+                anyhow::anyhow!("{e}")
+            }
+        })?,
         Command::Zygote(args) => spindle::worker::zygote_process(args),
     }
     Ok(())

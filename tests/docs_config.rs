@@ -20,8 +20,8 @@ fn every_serve_option_is_documented() {
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| {
-            w.trim_end_matches([',', '.'])
-                .split('=')
+            w.trim_end_matches([',', '.', ')'])
+                .split(['=', '['])
                 .next()
                 .unwrap()
                 .to_string()

@@ -6,6 +6,7 @@ mod proxy;
 mod route;
 mod spool;
 mod static_files;
+mod validate;
 mod vars;
 
 use std::convert::Infallible;
@@ -112,6 +113,9 @@ impl App {
     }
 
     async fn respond(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        if let Err(r) = validate::check(&req, self.settings.max_header_size) {
+            return rejected(r);
+        }
         let method = req.method();
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);
@@ -121,6 +125,7 @@ impl App {
             req.uri().path(),
             req.uri().query(),
             self.settings.front_controller.as_ref(),
+            self.settings.symlinks,
         );
         match route {
             Route::NotFound => body::status(StatusCode::NOT_FOUND),
@@ -185,6 +190,14 @@ impl App {
             request_time,
         }
         .encode();
+        // A worker cannot receive a larger message (and died trying): a head
+        // this big gets 431 here, before any worker sees it (item 8).
+        if message.len() > crate::ipc::MAX_MESSAGE {
+            return rejected(validate::Rejection {
+                status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                reason: "431 Request Header Fields Too Large: too large to hand to PHP",
+            });
+        }
 
         let accepts_sse = parts
             .headers
@@ -262,6 +275,15 @@ fn body_error(e: SpoolError) -> Response<Body> {
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
+}
+
+/// A request refused before routing. The connection closes after the
+/// answer: its body, if any, was not read, and its framing may be a lie.
+fn rejected(r: validate::Rejection) -> Response<Body> {
+    let mut resp = body::text(r.status, r.reason);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn busy(msg: &str) -> Response<Body> {

@@ -1,17 +1,38 @@
 //! Maps a request path to a script, a static file, a redirect or nothing.
 //!
-//! Never serves anything outside the document root: the path is decoded once,
-//! `..` segments and dotfiles are refused before the file system is touched,
-//! and the file finally chosen is canonicalized (resolving symlinks) and must
-//! still lie inside the (canonical) root.
+//! The URL never climbs out of the document root: the path is decoded once,
+//! and `..` segments and dotfiles are refused before the file system is
+//! touched. Symlinks inside the root are followed as `--symlinks` says
+//! (issue 9, item 9): anywhere (nginx's default, which Debian's packaged
+//! applications rely on), only when the link and its target have the same
+//! owner, or only to targets inside the root. Whatever the mode, a static
+//! file whose resolved target is PHP source or a dotfile is never sent.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, CONTROLS};
 
-use crate::config::FrontController;
+use crate::config::{FrontController, Symlinks};
+
+/// What must be escaped in a path segment of a Location we build.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -43,6 +64,7 @@ pub fn resolve(
     raw_path: &str,
     query: Option<&str>,
     front: Option<&FrontController>,
+    symlinks: Symlinks,
 ) -> Route {
     let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
     if !decoded.starts_with(b"/") || decoded.contains(&0) {
@@ -83,7 +105,7 @@ pub fn resolve(
             return Route::NotFound;
         }
         if is_php(seg) {
-            let Some(filename) = inside(root, &path) else {
+            let Some(filename) = allowed(root, &path, symlinks) else {
                 return Route::NotFound;
             };
             let mut script_name = Vec::new();
@@ -112,21 +134,24 @@ pub fn resolve(
             if holds_php_source(seg) {
                 return Route::NotFound;
             }
-            return match inside(root, &path) {
-                Some(p) => Route::Static(p),
-                None => Route::NotFound,
-            };
+            return static_file(root, &path, symlinks);
         }
         // A file used as a directory (/style.css/x).
         return fallback();
     }
 
     // A directory, the root included.
-    if inside(root, &path).is_none() {
+    if allowed(root, &path, symlinks).is_none() {
         return Route::NotFound;
     }
     if !decoded.ends_with(b"/") {
-        let mut loc = format!("{raw_path}/");
+        // Built from the segments, never from the raw path: `//evil.com`
+        // must not become the protocol-relative `//evil.com/` (item 7).
+        let mut loc = String::from("/");
+        for s in &segments {
+            loc.extend(percent_encode(s, SEGMENT));
+            loc.push('/');
+        }
         if let Some(q) = query {
             loc.push('?');
             loc.push_str(q);
@@ -136,19 +161,19 @@ pub fn resolve(
     for index in INDEX_FILES {
         let candidate = path.join(index);
         if candidate.is_file() {
-            let Some(filename) = inside(root, &candidate) else {
+            if !index.ends_with(".php") {
+                return static_file(root, &candidate, symlinks);
+            }
+            let Some(filename) = allowed(root, &candidate, symlinks) else {
                 return Route::NotFound;
             };
-            if index.ends_with(".php") {
-                let mut script_name = decoded.clone();
-                script_name.extend_from_slice(index.as_bytes());
-                return Route::Script(Script {
-                    filename,
-                    script_name,
-                    path_info: None,
-                });
-            }
-            return Route::Static(filename);
+            let mut script_name = decoded.clone();
+            script_name.extend_from_slice(index.as_bytes());
+            return Route::Script(Script {
+                filename,
+                script_name,
+                path_info: None,
+            });
         }
     }
     fallback()
@@ -178,6 +203,7 @@ impl RouteCache {
         raw_path: &str,
         query: Option<&str>,
         front: Option<&FrontController>,
+        symlinks: Symlinks,
     ) -> Route {
         let now = std::time::Instant::now();
         {
@@ -188,7 +214,7 @@ impl RouteCache {
                 }
             }
         }
-        let route = resolve(root, raw_path, query, front);
+        let route = resolve(root, raw_path, query, front, symlinks);
         let cacheable = match &route {
             Route::Static(_) => true,
             // The front controller's fallback answers for missing files:
@@ -225,10 +251,51 @@ fn is_php(name: &[u8]) -> bool {
     name.len() > 4 && name.ends_with(b".php")
 }
 
-/// The canonical form of `path` if it lies inside `root` (symlinks followed).
-fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+/// The canonical form of `path` (under `root`, not yet resolved) if
+/// `symlinks` lets us reach it.
+fn allowed(root: &Path, path: &Path, symlinks: Symlinks) -> Option<PathBuf> {
     let real = path.canonicalize().ok()?;
-    real.starts_with(root).then_some(real)
+    match symlinks {
+        Symlinks::Follow => Some(real),
+        Symlinks::Inside => real.starts_with(root).then_some(real),
+        Symlinks::Owner => same_owners(root, path).then_some(real),
+    }
+}
+
+/// nginx's `disable_symlinks if_not_owner`: every symlink on the way from
+/// `root` to `path` is owned by the owner of what it points to.
+fn same_owners(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut p = root.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        let Ok(link) = std::fs::symlink_metadata(&p) else {
+            return false;
+        };
+        if link.file_type().is_symlink() {
+            match std::fs::metadata(&p) {
+                Ok(target) if target.uid() == link.uid() => {}
+                _ => return false,
+            }
+        }
+    }
+    true
+}
+
+/// A static file, unless its resolved target holds PHP source or is a
+/// dotfile: `config.txt -> config.php` would send the source, `.env`
+/// behind a link its secrets.
+fn static_file(root: &Path, path: &Path, symlinks: Symlinks) -> Route {
+    let Some(real) = allowed(root, path, symlinks) else {
+        return Route::NotFound;
+    };
+    let name = real.file_name().map_or(&b""[..], OsStr::as_bytes);
+    if holds_php_source(name) || name.starts_with(b".") {
+        return Route::NotFound;
+    }
+    Route::Static(real)
 }
 
 #[cfg(test)]
@@ -282,27 +349,35 @@ mod tests {
     fn scripts_static_and_index() {
         let (_d, root) = tree();
         assert!(
-            matches!(resolve(&root, "/", None, None), Route::Script(s) if s.script_name == b"/index.php")
+            matches!(resolve(&root, "/", None, None, Symlinks::Inside), Route::Script(s) if s.script_name == b"/index.php")
         );
         assert!(
-            matches!(resolve(&root, "/app.php", None, None), Route::Script(s) if s.path_info.is_none())
+            matches!(resolve(&root, "/app.php", None, None, Symlinks::Inside), Route::Script(s) if s.path_info.is_none())
         );
-        assert!(matches!(resolve(&root, "/app.php/a/b", None, None),
-            Route::Script(s) if s.script_name == b"/app.php" && s.path_info.as_deref() == Some(&b"/a/b"[..])));
+        assert!(
+            matches!(resolve(&root, "/app.php/a/b", None, None, Symlinks::Inside),
+            Route::Script(s) if s.script_name == b"/app.php" && s.path_info.as_deref() == Some(&b"/a/b"[..]))
+        );
         assert_eq!(
-            resolve(&root, "/sub/", None, None),
+            resolve(&root, "/sub/", None, None, Symlinks::Inside),
             Route::Static(root.join("sub/index.html"))
         );
         assert_eq!(
-            resolve(&root, "/sub", Some("x=1"), None),
+            resolve(&root, "/sub", Some("x=1"), None, Symlinks::Inside),
             Route::Redirect("/sub/?x=1".into())
         );
         assert_eq!(
-            resolve(&root, "/static/a.css", None, None),
+            resolve(&root, "/static/a.css", None, None, Symlinks::Inside),
             Route::Static(root.join("static/a.css"))
         );
-        assert_eq!(resolve(&root, "/static/", None, None), Route::NotFound);
-        assert_eq!(resolve(&root, "/missing", None, None), Route::NotFound);
+        assert_eq!(
+            resolve(&root, "/static/", None, None, Symlinks::Inside),
+            Route::NotFound
+        );
+        assert_eq!(
+            resolve(&root, "/missing", None, None, Symlinks::Inside),
+            Route::NotFound
+        );
     }
 
     #[test]
@@ -314,12 +389,28 @@ mod tests {
             "/sub/%2E%2E/%2e%2e/outside.txt",
             "/sub/../../outside.txt",
         ] {
-            assert_eq!(resolve(&root, p, None, None), Route::NotFound, "{p}");
+            assert_eq!(
+                resolve(&root, p, None, None, Symlinks::Inside),
+                Route::NotFound,
+                "{p}"
+            );
         }
-        assert_eq!(resolve(&root, "/leak.txt", None, None), Route::NotFound);
-        assert_eq!(resolve(&root, "/.env", None, None), Route::NotFound);
-        assert_eq!(resolve(&root, "/%2eenv", None, None), Route::NotFound);
-        assert_eq!(resolve(&root, "/a%00.php", None, None), Route::BadRequest);
+        assert_eq!(
+            resolve(&root, "/leak.txt", None, None, Symlinks::Inside),
+            Route::NotFound
+        );
+        assert_eq!(
+            resolve(&root, "/.env", None, None, Symlinks::Inside),
+            Route::NotFound
+        );
+        assert_eq!(
+            resolve(&root, "/%2eenv", None, None, Symlinks::Inside),
+            Route::NotFound
+        );
+        assert_eq!(
+            resolve(&root, "/a%00.php", None, None, Symlinks::Inside),
+            Route::BadRequest
+        );
         for leftover in [
             "app.php.bak",
             "app.php~",
@@ -331,7 +422,7 @@ mod tests {
         ] {
             fs::write(root.join(leftover), "<?php secret();").unwrap();
             assert_eq!(
-                resolve(&root, &format!("/{leftover}"), None, None),
+                resolve(&root, &format!("/{leftover}"), None, None, Symlinks::Inside),
                 Route::NotFound,
                 "{leftover}"
             );
@@ -345,15 +436,54 @@ mod tests {
             filename: root.join("index.php"),
             script_name: "/index.php".into(),
         };
-        assert!(matches!(resolve(&root, "/blog/42", None, Some(&fc)),
-            Route::Script(s) if s.script_name == b"/index.php" && s.path_info.as_deref() == Some(&b"/blog/42"[..])));
+        assert!(
+            matches!(resolve(&root, "/blog/42", None, Some(&fc), Symlinks::Inside),
+            Route::Script(s) if s.script_name == b"/index.php" && s.path_info.as_deref() == Some(&b"/blog/42"[..]))
+        );
         assert_eq!(
-            resolve(&root, "/static/a.css", None, Some(&fc)),
+            resolve(&root, "/static/a.css", None, Some(&fc), Symlinks::Inside),
             Route::Static(root.join("static/a.css"))
         );
         assert!(
-            matches!(resolve(&root, "/app.php", None, Some(&fc)), Route::Script(s) if s.script_name == b"/app.php")
+            matches!(resolve(&root, "/app.php", None, Some(&fc), Symlinks::Inside), Route::Script(s) if s.script_name == b"/app.php")
         );
-        assert_eq!(resolve(&root, "/.env", None, Some(&fc)), Route::NotFound);
+        assert_eq!(
+            resolve(&root, "/.env", None, Some(&fc), Symlinks::Inside),
+            Route::NotFound
+        );
+    }
+
+    #[test]
+    fn symlinks_and_php_targets() {
+        let (d, root) = tree();
+        let outside = d.path().join("outside.txt").canonicalize().unwrap();
+        assert_eq!(
+            resolve(&root, "/leak.txt", None, None, Symlinks::Follow),
+            Route::Static(outside)
+        );
+        std::os::unix::fs::symlink(root.join("app.php"), root.join("config.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join(".env"), root.join("env.txt")).unwrap();
+        for mode in [Symlinks::Follow, Symlinks::Owner, Symlinks::Inside] {
+            for p in ["/config.txt", "/env.txt"] {
+                assert_eq!(resolve(&root, p, None, None, mode), Route::NotFound, "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn directory_redirects_stay_on_this_host() {
+        let (_d, root) = tree();
+        for (p, loc) in [
+            ("//static", "/static/"),
+            ("///static", "/static/"),
+            ("/./static", "/static/"),
+            ("/%2Fstatic", "/static/"),
+        ] {
+            assert_eq!(
+                resolve(&root, p, None, None, Symlinks::Follow),
+                Route::Redirect(loc.into()),
+                "{p}"
+            );
+        }
     }
 }

@@ -151,14 +151,23 @@ impl RequestMessage<'_> {
             b"SERVER_SOFTWARE",
             crate::SERVER_SOFTWARE.as_bytes(),
         );
-        let fwd_host = fwd.as_ref().and_then(|f| f.host.as_deref());
-        if let Some(h) = fwd_host {
-            // Registered after the HTTP_* loop, so it wins over the Host header.
-            var(&mut e, b"HTTP_HOST", h.as_bytes());
-        }
-        let host = fwd_host
+        // A proxy's host is believed only when it is a plain host[:port],
+        // as the client's own Host must be (validate.rs): SERVER_NAME and
+        // HTTP_HOST end up in pages and URLs.
+        let fwd_host = fwd
+            .as_ref()
+            .and_then(|f| f.host.as_deref())
             .map(str::as_bytes)
+            .filter(|h| super::validate::valid_host(h));
+        // RFC 9112 3.2.2: an absolute-form target's authority replaces Host.
+        let target_host = p.uri.authority().map(|a| a.as_str().as_bytes());
+        let host = fwd_host
+            .or(target_host)
             .or_else(|| p.headers.get(header::HOST).map(|h| h.as_bytes()));
+        if let Some(h) = fwd_host.or(target_host) {
+            // Registered after the HTTP_* loop, so it wins over the Host header.
+            var(&mut e, b"HTTP_HOST", h);
+        }
         let (server_name, host_port) = split_host(host);
         let local = self.conn.local;
         let server_name_owned;

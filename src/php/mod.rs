@@ -61,9 +61,17 @@ pub fn startup(ini_path: Option<&Path>, defines: &[(String, String)]) -> Result<
         )
     };
     if rc != 0 {
-        return Err(StartupError {
-            detail: "see the messages above".into(),
-        });
+        // SAFETY: NULL or a pointer to a static NUL-terminated buffer in
+        // ext/, written only during the startup call that just returned.
+        let known = unsafe { sys::spindle_php_startup_error() };
+        let detail = if known.is_null() {
+            "see the messages above".into()
+        } else {
+            // SAFETY: checked non-NULL above; NUL-terminated by snprintf.
+            let msg = unsafe { CStr::from_ptr(known) };
+            msg.to_string_lossy().trim_end().to_string()
+        };
+        return Err(StartupError { detail });
     }
     Ok(())
 }

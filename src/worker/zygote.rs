@@ -35,6 +35,16 @@ const MSG_READY: u8 = 13;
 #[derive(Debug)]
 pub struct ZygoteError {
     detail: String,
+    /// PHP refused to start: php.ini, an extension, `-d`, `--user`.
+    config: bool,
+}
+
+impl ZygoteError {
+    /// The failure is the configuration's (PHP could not start with it),
+    /// not the system's: `spindle` exits with the configuration-error code.
+    pub fn is_config(&self) -> bool {
+        self.config
+    }
 }
 
 impl fmt::Display for ZygoteError {
@@ -49,6 +59,7 @@ impl From<io::Error> for ZygoteError {
     fn from(e: io::Error) -> Self {
         ZygoteError {
             detail: format!("zygote: {e}"),
+            config: false,
         }
     }
 }
@@ -159,6 +170,7 @@ impl Zygote {
         }
         let child = cmd.spawn().map_err(|e| ZygoteError {
             detail: format!("cannot start the zygote process: {e}"),
+            config: false,
         })?;
         drop(zygote_end);
         let pid = Pid::from_raw(child.id() as i32);
@@ -178,9 +190,11 @@ impl Zygote {
             Ok(MSG_FAILED) => Err(ZygoteError {
                 detail: String::from_utf8_lossy(d.str().unwrap_or(b"PHP failed to start"))
                     .into_owned(),
+                config: true,
             }),
             _ => Err(ZygoteError {
                 detail: "PHP failed to start (the zygote exited; see the messages above)".into(),
+                config: true,
             }),
         }
     }
@@ -206,14 +220,17 @@ impl Zygote {
             Ok(MSG_SPAWNED) => {
                 let pid = d.u32().map_err(|_| ZygoteError {
                     detail: "zygote: bad reply".into(),
+                    config: false,
                 })?;
                 Ok((master_end, Pid::from_raw(pid as i32)))
             }
             Ok(MSG_FAILED) => Err(ZygoteError {
                 detail: String::from_utf8_lossy(d.str().unwrap_or(b"fork failed")).into_owned(),
+                config: false,
             }),
             _ => Err(ZygoteError {
                 detail: "the zygote is gone".into(),
+                config: false,
             }),
         }
     }
