@@ -142,6 +142,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         let supervisor = Supervisor::new(zygote, settings.php.clone(), metrics.clone());
         let hub = settings.hub.clone().map(|config| {
             let hub = crate::hub::Hub::new(config);
+            let _ = metrics.hub.set(hub.metrics.clone());
             hub.start();
             hub
         });
