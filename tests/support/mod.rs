@@ -279,3 +279,25 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Reads until the server ends the connection, by a close (FIN) or a reset,
+/// and returns what arrived. A read timeout (set by the caller on the socket)
+/// fails the test: a connection that merely hangs is neither a cut nor an end,
+/// so "the stream was cut" must not pass on it (issue 10, item 2).
+pub fn read_until_closed(r: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "the connection was neither closed nor reset ({e}) after {} bytes: {:?}",
+                out.len(),
+                String::from_utf8_lossy(&out[out.len().saturating_sub(200)..])
+            ),
+        }
+    }
+}
