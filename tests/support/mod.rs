@@ -141,6 +141,25 @@ impl Server {
         false
     }
 
+    /// Waits until `n` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if seen >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends `request` as raw bytes on a new connection, returns everything
     /// the server sent until it closed the connection or went quiet.
     pub fn raw(&self, request: &[u8]) -> String {
