@@ -115,6 +115,38 @@ impl Server {
         format!("http://{addr}{path}")
     }
 
+    /// One sample from the admin listener's `/metrics` (needs
+    /// `--admin-listen`): the value of the line starting with `series`,
+    /// e.g. `spindle_queue_depth` or `spindle_requests_total{code="200"}`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Polls `series` until it equals `value`; panics after `timeout`.
+    pub fn wait_for_metric(&self, series: &str, value: f64, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        loop {
+            let now = self.metric(series);
+            if now == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{series} is {now:?}, never {value}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The master's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -297,6 +329,34 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A request whose response has begun: the raw connection, once the body
+/// has shown `marker` (e.g. the `first` line of slow.php, flushed before it
+/// sleeps). Lets a test act while a request is known to be inside PHP,
+/// instead of sleeping and hoping (issue 10, item 6).
+pub fn in_flight(addr: SocketAddr, path: &str, marker: &str) -> (TcpStream, Vec<u8>) {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(marker) {
+        let n = tcp
+            .read(&mut buf)
+            .expect("response of the in-flight request");
+        assert!(
+            n > 0,
+            "closed before {marker:?}: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (tcp, seen)
 }
 
 /// Reads until the server ends the connection, by a close (FIN) or a reset,
