@@ -43,7 +43,7 @@ impl Server {
             "2".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, log, _) = spawn(&args, &[], "listening on unix:");
+        let (child, log, _) = spawn(&args, &[], None, "listening on unix:");
         Server {
             child,
             addr: "127.0.0.1:9".parse().unwrap(),
@@ -68,7 +68,13 @@ impl Server {
     /// `spindle` with exactly `args` and extra environment variables; the
     /// server must listen on TCP.
     pub fn start_args(args: &[String], env: &[(&str, &str)]) -> Server {
-        let (child, log, rest) = spawn(args, env, "listening on http://");
+        Server::start_args_as(args, env, None)
+    }
+
+    /// As `start_args`, with the process started as user id `uid` (the
+    /// test runs as root) when given.
+    pub fn start_args_as(args: &[String], env: &[(&str, &str)], uid: Option<u32>) -> Server {
+        let (child, log, rest) = spawn(args, env, uid, "listening on http://");
         let addr: String = rest
             .chars()
             .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
@@ -216,9 +222,15 @@ impl Server {
 fn spawn(
     args: &[String],
     env: &[(&str, &str)],
+    uid: Option<u32>,
     marker: &'static str,
 ) -> (Child, Arc<Mutex<Vec<String>>>, String) {
-    let mut child = Command::new(binary())
+    let mut cmd = Command::new(binary());
+    if let Some(uid) = uid {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd
         .args(args)
         .envs(env.iter().copied())
         .env("SPINDLE_LOG", "info")
