@@ -26,6 +26,20 @@ use super::response::{
 };
 use super::{Job, PoolConfig, ServedBy, Supervisor};
 
+/// Why a request ended without its worker finishing it normally.
+pub(super) enum Failure {
+    /// The worker must be replaced; the response was answered or cut.
+    Replace(Restart),
+    /// The worker died without reading the request: it may go to another.
+    Undelivered(Job, Option<StreamPlace>),
+}
+
+impl From<Restart> for Failure {
+    fn from(r: Restart) -> Failure {
+        Failure::Replace(r)
+    }
+}
+
 /// Messages taken from a worker in one `recvmmsg`.
 pub(super) const RECV_BATCH: usize = 16;
 
@@ -136,22 +150,35 @@ impl Slot {
             } else {
                 None
             };
-            if !self.deliver(&job).await {
-                let _ = job.reply.send(body::status(StatusCode::BAD_GATEWAY));
-                continue;
-            }
-            let metrics = self.supervisor.metrics.clone();
-            metrics.busy_workers.fetch_add(1, Relaxed);
-            let result = self.serve(job, stream_place).await;
-            metrics.busy_workers.fetch_sub(1, Relaxed);
-            self.served += 1;
-            match result {
-                Err(why) => self.replace(why).await,
-                Ok(()) => {
-                    if let Some(why) = self.recycle_reason() {
-                        self.replace(why).await;
+            let (mut job, mut stream_place) = (job, stream_place);
+            for attempt in 1.. {
+                if !self.deliver(&job).await {
+                    let _ = job.reply.send(body::status(StatusCode::BAD_GATEWAY));
+                    break;
+                }
+                let metrics = self.supervisor.metrics.clone();
+                metrics.busy_workers.fetch_add(1, Relaxed);
+                let result = self.serve(job, stream_place).await;
+                metrics.busy_workers.fetch_sub(1, Relaxed);
+                self.served += 1;
+                match result {
+                    Err(Failure::Undelivered(j, place)) if attempt < 3 => {
+                        self.replace(Restart::Crash).await;
+                        (job, stream_place) = (j, place);
+                        continue;
+                    }
+                    Err(Failure::Undelivered(j, _)) => {
+                        let _ = j.reply.send(body::status(StatusCode::BAD_GATEWAY));
+                        self.replace(Restart::Crash).await;
+                    }
+                    Err(Failure::Replace(why)) => self.replace(why).await,
+                    Ok(()) => {
+                        if let Some(why) = self.recycle_reason() {
+                            self.replace(why).await;
+                        }
                     }
                 }
+                break;
             }
         }
     }
@@ -274,18 +301,19 @@ impl Slot {
         &mut self,
         job: Job,
         stream_place: Option<StreamPlace>,
-    ) -> Result<(), Restart> {
+    ) -> Result<(), Failure> {
         let Job {
             id,
-            message: _,
+            message,
             body_fd,
             reply,
             accepts_sse,
             head,
             script,
-            dispatched: _,
+            dispatched,
         } = job;
-        drop(body_fd);
+        // Kept until the worker answers, in case it never read the request.
+        let mut undelivered = Some((message, body_fd, dispatched));
         let mut req = InFlight {
             id,
             reply: Reply::Waiting(reply),
@@ -325,7 +353,7 @@ impl Slot {
                     tracing::warn!(worker = self.id, request = id, "request timed out");
                     req.reply
                         .fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
-                    return Err(Restart::Timeout);
+                    return Err(Restart::Timeout.into());
                 }
                 Event::ClientGone => {
                     req.reply = Reply::Aborted;
@@ -352,6 +380,39 @@ impl Slot {
                         keepalive.as_mut().reset(Instant::now() + every);
                     }
                 }
+                // ECONNRESET: the worker died with unread messages in its
+                // queue (the kernel says so only then). Before any answer
+                // and with no abort sent, the unread one is this request:
+                // PHP never saw it, so a fresh worker gets it (issue 9,
+                // item 2: the kill can land between our send and its read).
+                Event::Message(Err(e))
+                    if e.raw_os_error() == Some(libc::ECONNRESET)
+                        && matches!(req.reply, Reply::Waiting(_))
+                        && undelivered.is_some() =>
+                {
+                    tracing::warn!(
+                        worker = self.id,
+                        request = id,
+                        "the worker died before reading the request; giving it to a fresh one"
+                    );
+                    let (message, body_fd, dispatched) = undelivered.take().expect("checked above");
+                    let script = std::mem::take(&mut req.script);
+                    let Reply::Waiting(reply) = std::mem::replace(&mut req.reply, Reply::Aborted)
+                    else {
+                        unreachable!("checked above")
+                    };
+                    let job = Job {
+                        id,
+                        message,
+                        body_fd,
+                        reply,
+                        accepts_sse,
+                        head,
+                        script,
+                        dispatched,
+                    };
+                    return Err(Failure::Undelivered(job, req.stream_place.take()));
+                }
                 Event::Message(Err(e)) => {
                     tracing::error!(
                         worker = self.id,
@@ -359,7 +420,7 @@ impl Slot {
                         "receiving from the worker: {e}"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                    return Err(Restart::Crash);
+                    return Err(Restart::Crash.into());
                 }
                 Event::Message(Ok(count)) if count == 0 || self.lens[0] == 0 => {
                     tracing::error!(
@@ -368,16 +429,18 @@ impl Slot {
                         "worker process died during the request"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
-                    return Err(Restart::Crash);
+                    return Err(Restart::Crash.into());
                 }
                 Event::Message(Ok(count)) => {
+                    // The worker read the request: nothing to give back.
+                    undelivered = None;
                     let mut next = 0;
                     while next < count {
                         let msg = self.take_message(&mut next, count);
                         if msg.is_empty() {
                             // The worker closed its socket after these messages.
                             req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
-                            return Err(Restart::Crash);
+                            return Err(Restart::Crash.into());
                         }
                         match msg[0] {
                             ipc::MSG_OUTPUT => {
@@ -387,7 +450,7 @@ impl Slot {
                                         Err(why) => {
                                             req.reply
                                                 .fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                            return Err(why);
+                                            return Err(why.into());
                                         }
                                     };
                                 if done {
@@ -416,7 +479,7 @@ impl Slot {
                                     "unexpected message type {other}"
                                 );
                                 req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                return Err(Restart::Protocol);
+                                return Err(Restart::Protocol.into());
                             }
                         }
                     }
