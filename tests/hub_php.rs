@@ -453,3 +453,59 @@ fn a_client_leaving_while_php_publishes_ends_the_script() {
         t.elapsed()
     );
 }
+
+#[test]
+fn many_tabs_connecting_at_once_are_all_handed_off() {
+    // The default 2 workers leave one for streams (--max-streaming-workers):
+    // hand-offs hold none, so none of them may be refused for it.
+    let s = Server::start(&["--hub"]);
+    let addr = s.addr;
+    let threads: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut tcp = TcpStream::connect(addr).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                tcp.write_all(
+                    b"GET /hub/subscribe.php HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
+                )
+                .unwrap();
+                let mut status = String::new();
+                BufReader::new(&tcp).read_line(&mut status).unwrap();
+                (status, tcp)
+            })
+        })
+        .collect();
+    let results: Vec<(String, TcpStream)> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let refused = results
+        .iter()
+        .filter(|(st, _)| !st.starts_with("HTTP/1.1 200"))
+        .count();
+    assert_eq!(
+        refused,
+        0,
+        "{:?}",
+        results.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn with_the_hub_on_classic_streams_still_keep_a_worker_free() {
+    // Places among --max-streaming-workers are taken when a response
+    // streams rather than at dispatch; a script that streams itself still
+    // takes one, and the next stream request is refused.
+    let s = Server::start(&["--hub", "--workers", "2"]);
+    let mut classic = Stream::open(&s, "/sse/infinite.php?ms=50", "");
+    assert!(classic.head()[0].starts_with("http/1.1 200"));
+    assert!(classic.block().is_some());
+    for _ in 0..5 {
+        let r = client()
+            .get(s.url("/sse/infinite.php"))
+            .header("Accept", "text/event-stream")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let r = client().get(s.url("/hello.php")).send().unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}

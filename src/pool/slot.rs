@@ -125,7 +125,13 @@ impl Slot {
                 // The client left, or gave up, while the request waited.
                 continue;
             }
-            let stream_place = if job.accepts_sse {
+            // With the hub on, a request for an event stream may well hand
+            // off and hold no worker at all: its place among
+            // --max-streaming-workers is taken only once its response really
+            // streams (in `output`). Reserving at dispatch refused 38 of 40
+            // tabs connecting at once with 2 workers, though none would
+            // have held a worker.
+            let stream_place = if job.accepts_sse && self.config.hub.is_none() {
                 if !self
                     .supervisor
                     .reserve_stream(self.config.max_streaming_workers)
