@@ -129,12 +129,23 @@ impl Slot {
                     continue;
                 }
             };
+            let mut job = job;
+            if self.config.hub.is_some() {
+                // The flags byte follows the message type (see ipc::MSG_REQUEST).
+                job.message[1] |= ipc::REQ_HUB;
+            }
             job.dispatched.store(true, Relaxed);
             if job.reply.is_closed() {
                 // The client left, or gave up, while the request waited.
                 continue;
             }
-            let stream_place = if job.accepts_sse {
+            // With the hub on, a request for an event stream may well hand
+            // off and hold no worker at all: its place among
+            // --max-streaming-workers is taken only once its response really
+            // streams (in `output`). Reserving at dispatch refused 38 of 40
+            // tabs connecting at once with 2 workers, though none would
+            // have held a worker.
+            let stream_place = if job.accepts_sse && self.config.hub.is_none() {
                 if !self
                     .supervisor
                     .reserve_stream(self.config.max_streaming_workers)
@@ -460,6 +471,19 @@ impl Slot {
                                     keepalive.as_mut().reset(Instant::now() + every);
                                 }
                             }
+                            ipc::MSG_PUBLISH => {
+                                let Ok(answer) =
+                                    super::hub::publish(self.config.hub.as_deref(), &msg[1..])
+                                else {
+                                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                    return Err(Restart::Protocol);
+                                };
+                                // The worker waits for this; if it died, the
+                                // next receive says so.
+                                if let Err(e) = self.conn.send(&answer, None).await {
+                                    tracing::debug!(worker = self.id, "answering a publish: {e}");
+                                }
+                            }
                             ipc::MSG_HEARTBEAT => {
                                 let mut d = Decoder::new(&msg[1..]);
                                 if let (Ok(_), Ok(secs), Some(current)) =
@@ -532,8 +556,20 @@ impl Slot {
         } else {
             None
         };
+        let handoff = if flags & ipc::OUT_HANDOFF != 0 {
+            if flags & ipc::OUT_DONE == 0 {
+                return Err(Restart::Protocol);
+            }
+            Some(super::hub::decode_handoff(&mut d).map_err(|_| Restart::Protocol)?)
+        } else {
+            None
+        };
         let body_at = 1 + d.position();
         let data = msg.slice(body_at..);
+        if let Some(h) = handoff {
+            self.hand_off(req, head, data, h)?;
+            return Ok(true);
+        }
         let end = flags & ipc::OUT_END != 0;
         if !data.is_empty() {
             req.at_event_boundary = ends_event(&data);
@@ -621,6 +657,39 @@ impl Slot {
             other => req.reply = other,
         }
         Ok(flags & ipc::OUT_DONE != 0)
+    }
+
+    /// The script ended after `spindle_subscribe()`: its response becomes a
+    /// hub stream held here, and the worker is free.
+    fn hand_off(
+        &mut self,
+        req: &mut InFlight,
+        head: Option<super::response::Head>,
+        data: Bytes,
+        h: crate::hub::Handoff,
+    ) -> Result<(), Restart> {
+        let Some(hub) = self.config.hub.clone() else {
+            // Workers are told the hub is off (REQ_HUB) and refuse at call time.
+            tracing::error!(request = req.id, "a hand-off without --hub");
+            std::mem::replace(&mut req.reply, Reply::Complete)
+                .fail(StatusCode::INTERNAL_SERVER_ERROR, "hub is off");
+            return Ok(());
+        };
+        match std::mem::replace(&mut req.reply, Reply::Complete) {
+            Reply::Waiting(tx) => {
+                let Some(head) = head else {
+                    let _ = tx.send(body::status(StatusCode::BAD_GATEWAY));
+                    return Err(Restart::Protocol);
+                };
+                let mut resp = super::hub::response(&hub, head, data, h);
+                resp.extensions_mut().insert(ServedBy(self.id));
+                let _ = tx.send(resp);
+            }
+            Reply::Streaming(tx) => super::hub::continue_stream(&hub, data, h, tx),
+            // The client left, or tokio_finish_request() ended the response.
+            other => req.reply = other,
+        }
+        Ok(())
     }
 
     pub(super) async fn send_abort(&self, id: u64) {
