@@ -213,7 +213,9 @@ impl App {
             .get_all(header::ACCEPT)
             .iter()
             .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream"));
-        if accepts_sse && !self.pool.stream_slots_left() {
+        // With the hub, a request for a stream may well be a hand-off that
+        // frees its worker at once: the slot counts it only if it streams.
+        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left() {
             self.metrics
                 .rejected_streams
                 .fetch_add(1, Ordering::Relaxed);

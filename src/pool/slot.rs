@@ -476,7 +476,7 @@ impl Slot {
                                     super::hub::publish(self.config.hub.as_deref(), &msg[1..])
                                 else {
                                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                    return Err(Restart::Protocol);
+                                    return Err(Restart::Protocol.into());
                                 };
                                 // The worker waits for this; if it died, the
                                 // next receive says so.
@@ -580,6 +580,28 @@ impl Slot {
                 let Some(head) = head else {
                     return Err(Restart::Protocol);
                 };
+                // A request for a stream that took no place at dispatch
+                // (with the hub on, it might have been a hand-off) is
+                // refused now, before a byte went out, if it would stream
+                // past --max-streaming-workers; its script is told the
+                // client left and ends at its next flush.
+                if !end && req.accepts_sse && req.stream_place.is_none() {
+                    if self
+                        .supervisor
+                        .reserve_stream(self.config.max_streaming_workers)
+                    {
+                        req.stream_place = Some(StreamPlace(self.supervisor.clone()));
+                    } else {
+                        self.supervisor
+                            .metrics
+                            .rejected_streams
+                            .fetch_add(1, Relaxed);
+                        let _ = tx.send(body::too_many_streams());
+                        req.reply = Reply::Aborted;
+                        self.send_abort(req.id).await;
+                        return Ok(flags & ipc::OUT_DONE != 0);
+                    }
+                }
                 let mut resp = Response::new(Body::Empty);
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
