@@ -260,6 +260,34 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", env = "SPINDLE_REDIRECT_HTTP")]
     pub redirect_http: Option<SocketAddr>,
 
+    /// Obtain and renew a certificate for this domain over ACME (TLS-ALPN-01,
+    /// answered on --listen, which must then be reachable on port 443 for the
+    /// ACME server). Repeatable: one certificate for all. Instead of --tls-cert.
+    #[arg(
+        long,
+        value_name = "DOMAIN",
+        env = "SPINDLE_ACME_DOMAIN",
+        value_delimiter = ','
+    )]
+    pub acme_domain: Vec<String>,
+
+    /// The ACME server's directory URL [default: Let's Encrypt production].
+    #[arg(long, value_name = "URL", env = "SPINDLE_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+
+    /// Where the ACME account and certificates are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SPINDLE_ACME_CACHE",
+        default_value = "/var/lib/spindle/acme"
+    )]
+    pub acme_cache: PathBuf,
+
+    /// A contact e-mail for the ACME account (expiry notices).
+    #[arg(long, value_name = "EMAIL", env = "SPINDLE_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
     /// Run the Mercure hub at /.well-known/mercure (Server-Sent Events
     /// subscribers held by the master, spindle_publish() from PHP).
     #[arg(long, value_name = "on|off", env = "SPINDLE_HUB", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
@@ -580,11 +608,61 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ServeArgs {
+    fn resolve_acme(&self) -> Result<Option<crate::http::acme::AcmeConfig>, ConfigError> {
+        if self.acme_domain.is_empty() {
+            if self.acme_directory.is_some() {
+                return Err(bad("--acme-directory", "needs --acme-domain"));
+            }
+            return Ok(None);
+        }
+        if self.tls_cert.is_some() {
+            return Err(bad(
+                "--acme-domain",
+                "use either --acme-domain or --tls-cert",
+            ));
+        }
+        if matches!(self.listen, Listen::Unix(_)) {
+            return Err(bad("--acme-domain", "TLS needs a TCP --listen address"));
+        }
+        for d in &self.acme_domain {
+            let ok = !d.is_empty()
+                && d.len() <= 253
+                && d.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                return Err(bad("--acme-domain", format!("{d:?} is not a DNS name")));
+            }
+        }
+        let directory = self
+            .acme_directory
+            .clone()
+            .unwrap_or_else(|| crate::http::acme::LETS_ENCRYPT.to_string());
+        if !directory.starts_with("https://") {
+            return Err(bad("--acme-directory", "must be an https:// URL"));
+        }
+        Ok(Some(crate::http::acme::AcmeConfig {
+            domains: self
+                .acme_domain
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            directory,
+            cache: self.acme_cache.clone(),
+            email: self.acme_email.clone(),
+        }))
+    }
+
     fn resolve_tls(&self) -> Result<Option<crate::http::tls::TlsFiles>, ConfigError> {
         let files = match (&self.tls_cert, &self.tls_key) {
             (None, None) => {
-                if self.redirect_http.is_some() {
-                    return Err(bad("--redirect-http", "needs --tls-cert and --tls-key"));
+                if self.redirect_http.is_some() && self.acme_domain.is_empty() {
+                    return Err(bad(
+                        "--redirect-http",
+                        "needs --tls-cert and --tls-key, or --acme-domain",
+                    ));
                 }
                 return Ok(None);
             }
@@ -679,6 +757,8 @@ pub struct Settings {
     pub access_log: bool,
     /// TLS on the listener, when --tls-cert and --tls-key are given.
     pub tls: Option<crate::http::tls::TlsFiles>,
+    /// Certificates over ACME, when --acme-domain is given.
+    pub acme: Option<crate::http::acme::AcmeConfig>,
     pub redirect_http: Option<SocketAddr>,
     /// The hub's settings, when `--hub` is on.
     pub hub: Option<crate::hub::HubConfig>,
@@ -797,6 +877,7 @@ impl ServeArgs {
             access_log: self.access_log,
             hub: self.resolve_hub()?,
             tls: self.resolve_tls()?,
+            acme: self.resolve_acme()?,
             redirect_http: self.redirect_http,
             pid_file: self.pid_file.clone(),
             trusted_proxies: self.trusted_proxy.clone(),

@@ -176,12 +176,19 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;
         let app = Arc::new(App::new(settings.clone(), pool.clone(), hub.clone()));
-        let certs = match &settings.tls {
-            None => None,
-            Some(files) => Some(
+        let certs = match (&settings.tls, &settings.acme) {
+            (Some(files), _) => Some(
                 crate::http::tls::Certificates::new(files.clone())
                     .map_err(|e| Error::new("TLS", io::Error::other(e)))?,
             ),
+            (None, Some(acme)) => {
+                let initial = crate::http::acme::initial(acme)
+                    .map_err(|e| Error::new("TLS (ACME)", io::Error::other(e)))?;
+                let certs = crate::http::tls::Certificates::managed(initial);
+                tokio::spawn(crate::http::acme::run(acme.clone(), certs.clone()));
+                Some(certs)
+            }
+            (None, None) => None,
         };
         let tls = match &certs {
             None => None,
@@ -206,7 +213,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             Bound::Tcp(l) => l.local_addr().ok().map_or_else(
                 || settings.listen.to_string(),
                 |a| {
-                    let scheme = if settings.tls.is_some() {
+                    let scheme = if settings.tls.is_some() || settings.acme.is_some() {
                         "https"
                     } else {
                         "http"

@@ -1,6 +1,7 @@
 //! The HTTP front end: hyper HTTP/1.1 connections, routing, static files,
 //! and the hand-off of PHP requests to the worker pool.
 
+pub mod acme;
 pub mod body;
 mod proxy;
 mod route;

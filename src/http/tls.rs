@@ -11,6 +11,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+/// The ALPN protocol of the TLS-ALPN-01 challenge (RFC 8737).
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// The certificate chain and key files of a TLS listener.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -79,36 +82,79 @@ pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
 /// Serves the current certificate to every handshake; `reload` swaps it.
 #[derive(Debug)]
 pub struct Certificates {
-    files: TlsFiles,
+    /// The files SIGHUP reads again; `None` when ACME manages the pair.
+    files: Option<TlsFiles>,
     current: RwLock<Arc<CertifiedKey>>,
+    /// TLS-ALPN-01 challenge certificates by domain, while ACME validates.
+    challenges: RwLock<std::collections::HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl Certificates {
     pub fn new(files: TlsFiles) -> Result<Arc<Certificates>, String> {
         let current = load(&files)?;
         Ok(Arc::new(Certificates {
-            files,
+            files: Some(files),
             current: RwLock::new(current),
+            challenges: Default::default(),
         }))
+    }
+
+    /// Certificates managed by ACME, starting with `initial`.
+    pub fn managed(initial: Arc<CertifiedKey>) -> Arc<Certificates> {
+        Arc::new(Certificates {
+            files: None,
+            current: RwLock::new(initial),
+            challenges: Default::default(),
+        })
     }
 
     /// Reads the files again; on error the old pair stays (and is logged).
     pub fn reload(&self) {
-        match load(&self.files) {
+        let Some(files) = &self.files else { return };
+        match load(files) {
             Ok(ck) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = ck;
-                tracing::info!(
-                    "TLS certificate reloaded from {}",
-                    self.files.cert.display()
-                );
+                self.set(ck);
+                tracing::info!("TLS certificate reloaded from {}", files.cert.display());
             }
             Err(e) => tracing::error!("TLS certificate not reloaded, keeping the old one: {e}"),
         }
     }
+
+    /// Serves `ck` to every new handshake from now on.
+    pub fn set(&self, ck: Arc<CertifiedKey>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = ck;
+    }
+
+    pub fn set_challenge(&self, domain: &str, ck: Arc<CertifiedKey>) {
+        self.challenges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(domain.to_ascii_lowercase(), ck);
+    }
+
+    pub fn clear_challenges(&self) {
+        self.challenges
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
 impl ResolvesServerCert for Certificates {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // An ACME server validating TLS-ALPN-01 offers only "acme-tls/1".
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self
+                .challenges
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&name)
+                .cloned();
+        }
         Some(
             self.current
                 .read()
@@ -126,6 +172,8 @@ pub fn acceptor(certs: Arc<Certificates>) -> Result<tokio_rustls::TlsAcceptor, S
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_cert_resolver(certs);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Last, so that browsers always get h2 or http/1.1; only an ACME
+    // validator offers acme-tls/1 (and gets the challenge certificate).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -89,7 +89,12 @@ impl Server {
     /// the bound address (URLs from `url()` still say http; build https
     /// ones from `addr`).
     pub fn start_tls_args(args: &[String]) -> Server {
-        let (child, log, rest) = spawn(args, &[], None, "listening on https://");
+        Server::start_tls_env(args, &[])
+    }
+
+    /// `start_tls_args` with extra environment variables.
+    pub fn start_tls_env(args: &[String], env: &[(&str, &str)]) -> Server {
+        let (child, log, rest) = spawn(args, env, None, "listening on https://");
         let addr: String = rest
             .chars()
             .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
