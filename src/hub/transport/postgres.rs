@@ -26,7 +26,7 @@ pub const TABLE: &str = "spindle_hub_updates";
 pub const CHANNEL: &str = "spindle_hub";
 
 /// Serializes publishers across nodes (see the module's comment).
-const LOCK_KEY: i64 = 0x5350_494e_444c_45; // "SPINDLE"
+const LOCK_KEY: i64 = 0x0053_5049_4e44_4c45; // "SPINDLE" in ASCII
 
 /// Every this many publishes, a node trims the table to `--hub-history`.
 const TRIM_EVERY: u64 = 100;
