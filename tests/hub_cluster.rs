@@ -422,3 +422,33 @@ fn redis_connections_dropped_while_publishing_skip_and_repeat_nothing() {
     assert!(b.metric("spindle_hub_transport_errors_total").unwrap() >= 1.0);
     eprintln!("{refused} publishes refused during the drops");
 }
+
+/// PostgreSQL stopped and started again under two nodes: subscribers stay,
+/// publishes in between fail with 503, the ones after arrive once, and the
+/// table still replays the ones from before.
+#[test]
+fn postgres_restarted_mid_stream() {
+    let mut pg = Postgres::start();
+    let a = node(&pg.url(), &[]);
+    let b = node(&pg.url(), &[]);
+    let mut on_b = Sse::open(&b, TOPIC, None);
+    let before = posted(&a, "before");
+    assert_eq!(on_b.event(), (before.clone(), "before".to_string()));
+
+    pg.stop();
+    a.wait_for_metric("spindle_hub_transport_up", 0.0, WAIT);
+    let (status, why) = post(&a, "during");
+    assert_eq!(status, 503, "{why}");
+
+    pg.restart();
+    a.wait_for_metric("spindle_hub_transport_up", 1.0, WAIT);
+    b.wait_for_metric("spindle_hub_transport_up", 1.0, WAIT);
+    let after = posted(&a, "after");
+    assert_eq!(on_b.event(), (after.clone(), "after".to_string()));
+    let marker = posted(&b, "marker");
+    assert_eq!(on_b.event(), (marker, "marker".to_string()));
+    // A node started now is replayed from the table, from before the stop.
+    let c = node(&pg.url(), &[]);
+    let mut on_c = Sse::open(&c, TOPIC, Some(&before));
+    assert_eq!(on_c.data(2), ["after", "marker"]);
+}

@@ -115,6 +115,7 @@ pub struct Postgres {
     child: Option<Child>,
     pub port: u16,
     dir: TempDir,
+    data: PathBuf,
 }
 
 fn as_postgres(program: &str) -> Command {
@@ -150,26 +151,53 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
+        let mut pg = Postgres {
+            child: None,
+            port: free_port(),
+            dir,
+            data,
+        };
+        pg.launch();
+        pg
+    }
+
+    fn launch(&mut self) {
         let child = as_postgres("postgres")
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(dir.path())
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let pg = Postgres {
-            child: Some(child),
-            port,
-            dir,
-        };
+        self.child = Some(child);
         wait("postgres", Duration::from_secs(30), || {
-            pg.psql("SELECT 1").is_ok_and(|o| o == "1")
+            self.psql("SELECT 1").is_ok_and(|o| o == "1")
         });
-        pg
+    }
+
+    /// An immediate shutdown (as a crash: clients are cut, no checkpoint).
+    pub fn stop(&mut self) {
+        let out = as_postgres("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port, with the same data.
+    pub fn restart(&mut self) {
+        self.launch();
     }
 
     pub fn url(&self) -> String {
