@@ -452,3 +452,28 @@ fn postgres_restarted_mid_stream() {
     let mut on_c = Sse::open(&c, TOPIC, Some(&before));
     assert_eq!(on_c.data(2), ["after", "marker"]);
 }
+
+/// The history table is trimmed to about --hub-history rows.
+#[test]
+fn postgres_history_table_is_bounded() {
+    let pg = Postgres::start();
+    let a = node(&pg.url(), &["--hub-history", "5"]);
+    for i in 0..120 {
+        posted(&a, &i.to_string());
+    }
+    // Trimming runs beside the 100th publish; wait for it, bounded.
+    let end = std::time::Instant::now() + WAIT;
+    loop {
+        let rows: usize = pg
+            .psql("SELECT count(*) FROM spindle_hub_updates")
+            .unwrap()
+            .parse()
+            .unwrap();
+        if rows <= 25 {
+            assert!(rows >= 5, "{rows}");
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "{rows} rows kept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -237,18 +237,18 @@ impl Postgres {
             while notes.try_recv().is_ok() {}
         }
     }
+}
 
-    async fn trim(&self, client: &Client, seq: i64) {
-        let below = seq - self.history as i64;
-        if below <= 0 {
-            return;
-        }
-        if let Err(e) = client
-            .execute(&format!("DELETE FROM {TABLE} WHERE seq <= $1"), &[&below])
-            .await
-        {
-            tracing::warn!("hub transport (postgres): trimming the history: {e}");
-        }
+/// Deletes the rows up to `below` (the newest minus `--hub-history`).
+async fn trim(client: Arc<Client>, below: i64) {
+    if below <= 0 {
+        return;
+    }
+    if let Err(e) = client
+        .execute(&format!("DELETE FROM {TABLE} WHERE seq <= $1"), &[&below])
+        .await
+    {
+        tracing::warn!("hub transport (postgres): trimming the history: {e}");
     }
 }
 
@@ -306,7 +306,8 @@ impl Transport for Postgres {
                 }
             };
             if self.published.fetch_add(1, Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
-                self.trim(&p.client, seq).await;
+                // Off the publisher's path: it waits for its own insert only.
+                tokio::spawn(trim(p.client.clone(), seq - self.history as i64));
             }
             Ok(())
         })
