@@ -47,14 +47,29 @@ fn answer(req: &Request<Incoming>, pool: &Pool, ready: &AtomicBool) -> Response<
             // No live worker (all crashed, the zygote cannot fork): not ready.
             let ok = ready.load(Ordering::Relaxed) && workers > 0;
             let busy = metrics.busy_workers.load(Ordering::Relaxed);
+            // A shared hub transport that is down degrades the node but
+            // leaves it ready: PHP is served, subscribers stay connected,
+            // and every node shares the same engine, so taking them out of
+            // the balancer would turn a publishing outage into a full one.
+            let transport = metrics.hub.get().and_then(|h| h.transport.get());
+            let degraded = transport.is_some_and(|t| !t.is_up());
+            let hub = transport.map_or(String::new(), |t| {
+                format!(
+                    ",\"hub_transport\":{{\"kind\":\"{}\",\"up\":{}}}",
+                    t.kind,
+                    t.is_up()
+                )
+            });
             let text = format!(
-                "{{\"status\":\"{}\",\"workers\":{workers},\"busy\":{busy},\"queue\":{}}}\n",
+                "{{\"status\":\"{}\",\"workers\":{workers},\"busy\":{busy},\"queue\":{}{hub}}}\n",
                 if !ready.load(Ordering::Relaxed) {
                     "shutting_down"
-                } else if ok {
-                    "ok"
-                } else {
+                } else if !ok {
                     "no_workers"
+                } else if degraded {
+                    "degraded"
+                } else {
+                    "ok"
                 },
                 pool.queue_len()
             );

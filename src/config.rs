@@ -348,6 +348,32 @@ pub struct ServeArgs {
     /// when subscribers come and go, as private updates.
     #[arg(long, value_name = "on|off", env = "SPINDLE_HUB_SUBSCRIPTIONS", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub hub_subscriptions: bool,
+
+    /// Where updates travel between Spindle nodes: `local` (this process
+    /// only), `redis://host:port/db` (also rediss://, redis+unix://) or
+    /// `postgres://user@host/db`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SPINDLE_HUB_TRANSPORT",
+        default_value = "local"
+    )]
+    pub hub_transport: String,
+
+    /// Publish each NOTIFY on a PostgreSQL channel to a topic:
+    /// CHANNEL=TOPIC. Repeatable.
+    #[arg(
+        long,
+        value_name = "CHANNEL=TOPIC",
+        env = "SPINDLE_HUB_PG_CHANNEL",
+        value_delimiter = ','
+    )]
+    pub hub_pg_channel: Vec<String>,
+
+    /// The PostgreSQL database --hub-pg-channel listens to, when
+    /// --hub-transport is not PostgreSQL.
+    #[arg(long, value_name = "URL", env = "SPINDLE_HUB_PG_URL")]
+    pub hub_pg_url: Option<String>,
 }
 
 /// Parses the command line, with `serve --config FILE` merged in: built-in
@@ -681,7 +707,14 @@ impl ServeArgs {
     }
 
     fn resolve_hub(&self) -> Result<Option<crate::hub::HubConfig>, ConfigError> {
+        use crate::hub::transport::TransportConfig;
         if !self.hub {
+            if self.hub_transport != "local" || !self.hub_pg_channel.is_empty() {
+                return Err(bad(
+                    "--hub-transport",
+                    "--hub-transport and --hub-pg-channel need --hub",
+                ));
+            }
             return Ok(None);
         }
         let key = |option: &'static str, v: &Option<String>| match v {
@@ -696,7 +729,37 @@ impl ServeArgs {
         if self.hub_cookie_name.is_empty() {
             return Err(bad("--hub-cookie-name", "must not be empty"));
         }
+        let transport = TransportConfig::parse(&self.hub_transport)
+            .map_err(|why| bad("--hub-transport", &why))?;
+        let mut pg_channels = Vec::new();
+        for c in &self.hub_pg_channel {
+            match c.split_once('=') {
+                Some((channel, topic)) if !channel.is_empty() && !topic.is_empty() => {
+                    pg_channels.push((channel.to_string(), topic.to_string()))
+                }
+                _ => return Err(bad("--hub-pg-channel", "expected CHANNEL=TOPIC")),
+            }
+        }
+        if let Some(url) = &self.hub_pg_url {
+            match TransportConfig::parse(url) {
+                Ok(TransportConfig::Postgres(_)) => {}
+                Ok(_) => return Err(bad("--hub-pg-url", "expected a postgres:// URL")),
+                Err(why) => return Err(bad("--hub-pg-url", &why)),
+            }
+        }
+        if !pg_channels.is_empty()
+            && self.hub_pg_url.is_none()
+            && transport.postgres_url().is_none()
+        {
+            return Err(bad(
+                "--hub-pg-channel",
+                "needs a PostgreSQL database: --hub-transport postgres://... or --hub-pg-url",
+            ));
+        }
         Ok(Some(crate::hub::HubConfig {
+            transport,
+            pg_channels,
+            pg_url: self.hub_pg_url.clone(),
             history: self.hub_history,
             max_subscribers: self.hub_max_subscribers,
             keepalive: (self.sse_keepalive > 0).then(|| Duration::from_secs(self.sse_keepalive)),

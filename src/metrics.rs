@@ -244,6 +244,31 @@ impl Metrics {
             ] {
                 counter(&mut o, name, help, v.load(Relaxed));
             }
+            if let Some(t) = h.transport.get() {
+                gauge(
+                    &mut o,
+                    "spindle_hub_transport_up",
+                    "1 while the hub's transport is connected (always 1 for local).",
+                    i64::from(t.is_up()),
+                );
+                counter(
+                    &mut o,
+                    "spindle_hub_transport_errors_total",
+                    "Hub transport connection losses, failed connection attempts and failed publishes.",
+                    t.errors.load(Relaxed),
+                );
+                counter(
+                    &mut o,
+                    "spindle_hub_transport_received_total",
+                    "Updates read from the hub's shared transport (published by any node).",
+                    t.received.load(Relaxed),
+                );
+                let _ = writeln!(
+                    o,
+                    "# HELP spindle_hub_transport_lag_seconds From an update stored in the transport to this node reading it (the newest read).\n# TYPE spindle_hub_transport_lag_seconds gauge\nspindle_hub_transport_lag_seconds {:.3}",
+                    t.lag_ms.load(Relaxed) as f64 / 1000.0
+                );
+            }
         }
         o
     }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::history::History;
 use super::topics::Selector;
+use super::transport::{self, Transport, TransportHealth};
 use super::{Handoff, HubConfig, PublishError, SubscribeError, Update};
 use crate::http::body::{Body, Chunk, Tracked};
 
@@ -39,6 +40,8 @@ pub struct HubMetrics {
     pub dropped_slow: AtomicU64,
     pub replays: AtomicU64,
     pub rejected_full: AtomicU64,
+    /// The transport's state (set when the hub is built).
+    pub transport: std::sync::OnceLock<Arc<TransportHealth>>,
 }
 
 /// A new subscription, as the HTTP side or a hand-off asks for it.
@@ -69,6 +72,10 @@ pub struct Hub {
     state: Mutex<State>,
     next_subscriber: AtomicU64,
     pub metrics: Arc<HubMetrics>,
+    transport: Arc<dyn Transport>,
+    /// This hub, for the tasks it spawns (subscription events through a
+    /// shared transport).
+    me: std::sync::Weak<Hub>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -112,7 +119,10 @@ const KEEPALIVE: &[u8] = b":\n\n";
 
 impl Hub {
     pub fn new(config: HubConfig) -> Arc<Hub> {
-        Arc::new(Hub {
+        let transport = transport::build(&config);
+        let metrics: Arc<HubMetrics> = Arc::default();
+        let _ = metrics.transport.set(transport.health().clone());
+        Arc::new_cyclic(|me| Hub {
             state: Mutex::new(State {
                 history: History::new(config.history, config.history_bytes),
                 subscribers: HashMap::new(),
@@ -122,8 +132,15 @@ impl Hub {
             }),
             config,
             next_subscriber: AtomicU64::new(1),
-            metrics: Arc::default(),
+            metrics,
+            transport,
+            me: me.clone(),
         })
+    }
+
+    /// The transport's state, for `/health`.
+    pub fn transport_health(&self) -> &Arc<TransportHealth> {
+        self.transport.health()
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -134,9 +151,28 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the hub-wide tick (keep-alives, token expiry). Call inside
+    /// Starts the hub-wide tick (keep-alives, token expiry), the
+    /// transport's reader and the `--hub-pg-channel` listener. Call inside
     /// the tokio runtime.
     pub fn start(self: &Arc<Self>) {
+        self.transport.clone().start(Arc::downgrade(self));
+        if !self.config.pg_channels.is_empty() {
+            let url = self
+                .config
+                .pg_url
+                .clone()
+                .or_else(|| self.config.transport.postgres_url().map(str::to_string));
+            match url {
+                Some(url) => transport::pg_channels::start(
+                    url,
+                    self.config.pg_channels.clone(),
+                    Arc::downgrade(self),
+                    self.transport.health().clone(),
+                ),
+                // The configuration refuses this; never listen silently on nothing.
+                None => tracing::error!("--hub-pg-channel needs a PostgreSQL URL"),
+            }
+        }
         let hub = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -181,8 +217,17 @@ impl Hub {
         self.announce_gone(gone);
     }
 
-    /// Publishes `u` to every matching subscriber; returns its id.
-    pub fn publish(&self, u: Update) -> Result<String, PublishError> {
+    /// Publishes `u` to every matching subscriber (on every node, with a
+    /// shared transport); returns its id once the transport stored it.
+    pub async fn publish(&self, u: Update) -> Result<String, PublishError> {
+        let event = self.prepare(u)?;
+        let id = event.id.clone();
+        self.transport.publish(self, event).await?;
+        Ok(id)
+    }
+
+    /// Checks an update and encodes it as an event.
+    pub(crate) fn prepare(&self, u: Update) -> Result<Arc<Event>, PublishError> {
         if u.topics.is_empty() || u.topics.iter().any(|t| t.is_empty()) {
             return Err(PublishError::Invalid("an update needs a topic".into()));
         }
@@ -206,19 +251,29 @@ impl Hub {
         {
             return Err(PublishError::Invalid("a type must be one line".into()));
         }
-        let event = Arc::new(Event {
+        Ok(Arc::new(Event {
             frame: encode(&id, u.event_type.as_deref(), u.retry, &u.data),
-            id: id.clone(),
+            id,
             topics: u.topics,
             private: u.private,
-        });
+        }))
+    }
+
+    /// Keeps an event for replay and hands it to this node's subscribers:
+    /// what a transport does with each update it carries.
+    pub(crate) fn deliver(&self, event: Arc<Event>) {
         let mut st = self.lock();
         st.history.push(event.clone());
         self.metrics.published.fetch_add(1, Relaxed);
         let gone = self.fan_out(&mut st, &event);
         drop(st);
         self.announce_gone(gone);
-        Ok(id)
+    }
+
+    /// Keeps an event for replay only: a starting node loading what the
+    /// shared transport holds from before it started.
+    pub(crate) fn remember(&self, event: Arc<Event>) {
+        self.lock().history.push(event);
     }
 
     /// Subscription events for subscribers that left (with
@@ -243,12 +298,29 @@ impl Hub {
         }
         for t in topics {
             let data = super::protocol::subscription_json(t, urn, payload.clone(), active);
-            let _ = self.publish(Update {
+            let event = match self.prepare(Update {
                 topics: vec![super::protocol::subscription_url(t, urn)],
                 data: data.to_string(),
                 private: true,
                 ..Update::default()
-            });
+            }) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!("subscription event: {e}");
+                    continue;
+                }
+            };
+            if self.transport.health().kind == "local" {
+                self.deliver(event);
+            } else if let Some(hub) = self.me.upgrade() {
+                // This runs with callers' state around it (subscribe, the
+                // tick): the remote publish goes on in its own task.
+                tokio::spawn(async move {
+                    if let Err(e) = hub.transport.publish(&hub, event).await {
+                        tracing::debug!("subscription event not published: {e}");
+                    }
+                });
+            }
         }
     }
 

@@ -6,6 +6,8 @@
 //! - `dispatch`: subscribers, the topic index, encode-once fan-out into
 //!   bounded per-subscriber queues (a slow subscriber is dropped).
 //! - `protocol`: the Mercure HTTP endpoints and authorization (JWT).
+//! - `transport`: where updates travel between nodes (in-process, a Redis
+//!   Stream, a PostgreSQL table with LISTEN/NOTIFY), issue 12.
 //!
 //! PHP reaches it through the pool: `spindle_publish()` becomes a
 //! [`Hub::publish`], and `spindle_subscribe()` hands the request's
@@ -15,6 +17,7 @@ mod dispatch;
 mod history;
 pub mod protocol;
 pub mod topics;
+pub mod transport;
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +41,13 @@ pub struct HubConfig {
     /// Publish subscription events when subscribers come and go.
     pub subscription_events: bool,
     pub auth: protocol::AuthConfig,
+    /// `--hub-transport`.
+    pub transport: transport::TransportConfig,
+    /// `--hub-pg-channel`: (PostgreSQL channel, topic).
+    pub pg_channels: Vec<(String, String)>,
+    /// `--hub-pg-url`: where those channels are, when the transport is not
+    /// PostgreSQL.
+    pub pg_url: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -50,6 +60,9 @@ impl Default for HubConfig {
             queue: 64,
             subscription_events: false,
             auth: protocol::AuthConfig::default(),
+            transport: transport::TransportConfig::Local,
+            pg_channels: Vec::new(),
+            pg_url: None,
         }
     }
 }

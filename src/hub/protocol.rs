@@ -417,7 +417,7 @@ where
             "the token may not publish to every topic of this update",
         );
     }
-    match hub.publish(update) {
+    match hub.publish(update).await {
         Ok(id) => {
             let mut r = Response::new(Body::full(id));
             r.headers_mut().insert(

@@ -46,11 +46,13 @@ pub(super) fn decode_update(d: &mut Decoder<'_>) -> Result<(u64, Update), Decode
     ))
 }
 
-/// Publishes what a worker sent; returns the `MSG_PUBLISHED` answer.
-pub(super) fn publish(hub: Option<&Hub>, msg: &[u8]) -> Result<Vec<u8>, DecodeError> {
+/// Publishes what a worker sent; returns the `MSG_PUBLISHED` answer. With
+/// a shared transport this waits for the engine to store the update (the
+/// worker waits for the answer anyway).
+pub(super) async fn publish(hub: Option<&Hub>, msg: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let (id, update) = decode_update(&mut Decoder::new(msg))?;
     let result = match hub {
-        Some(hub) => hub.publish(update).map_err(|e| e.to_string()),
+        Some(hub) => hub.publish(update).await.map_err(|e| e.to_string()),
         None => Err(HUB_OFF.to_string()),
     };
     let mut m = Encoder::with_capacity(64);

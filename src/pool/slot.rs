@@ -474,6 +474,7 @@ impl Slot {
                             ipc::MSG_PUBLISH => {
                                 let Ok(answer) =
                                     super::hub::publish(self.config.hub.as_deref(), &msg[1..])
+                                        .await
                                 else {
                                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
                                     return Err(Restart::Protocol.into());

@@ -2,6 +2,8 @@
 //! on a free loopback port, talk to it over real sockets.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
