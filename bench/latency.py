@@ -12,12 +12,20 @@ s = socket.create_connection((url.hostname, url.port), timeout=30)
 s.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.hostname}\r\nConnection: close\r\n\r\n".encode())
 buf = b""
 lat = []
+head = None
 while True:
     chunk = s.recv(65536)
     now = time.time()
     if not chunk:
         break
     buf += chunk
+    if head is None:
+        if b"\r\n\r\n" not in buf:
+            continue
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status + b" ":
+            sys.exit(f"latency: {url.geturl()} answered {status.decode(errors='replace')}")
     while b"\n" in buf:
         line, buf = buf.split(b"\n", 1)
         if line.startswith(b"data: "):

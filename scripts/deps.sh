@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Spindle needs, and only the missing ones.
 #   scripts/deps.sh        build and run: PHP embed library, headers, libclang
-#   scripts/deps.sh test   also what the test suite drives
+#   scripts/deps.sh test   also what the test suite drives, including the
+#                          peers of tests/bench_smoke.rs (wrk, php-fpm, Apache)
 set -euo pipefail
 
 # What a server runs with (also the Docker image's runtime stage), plus what
@@ -9,7 +10,7 @@ set -euo pipefail
 mapfile -t want < <("$(dirname "$0")/runtime-deps.sh" --list)
 want+=(php8.2-dev libclang-dev clang)
 if [ "${1:-}" = test ]; then
-  want+=(curl chromium nginx-light)
+  want+=(curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3)
 fi
 
 missing=()

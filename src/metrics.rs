@@ -67,6 +67,8 @@ pub struct Metrics {
     pub rejected_queue_full: AtomicU64,
     pub rejected_queue_timeout: AtomicU64,
     pub rejected_streams: AtomicU64,
+    /// The hub's counters, with `--hub`.
+    pub hub: std::sync::OnceLock<std::sync::Arc<crate::hub::HubMetrics>>,
 }
 
 impl Default for Metrics {
@@ -84,6 +86,7 @@ impl Default for Metrics {
             rejected_queue_full: AtomicU64::new(0),
             rejected_queue_timeout: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
+            hub: std::sync::OnceLock::new(),
         }
     }
 }
@@ -205,6 +208,43 @@ impl Metrics {
             "Requests for text/event-stream answered 503 because --max-streaming-workers workers held streams.",
             self.rejected_streams.load(Relaxed),
         );
+        if let Some(h) = self.hub.get() {
+            gauge(
+                &mut o,
+                "spindle_hub_subscribers",
+                "Subscribers the hub holds.",
+                h.subscribers.load(Relaxed) as i64,
+            );
+            for (name, help, v) in [
+                (
+                    "spindle_hub_updates_total",
+                    "Updates published to the hub.",
+                    &h.published,
+                ),
+                (
+                    "spindle_hub_deliveries_total",
+                    "Updates handed to subscribers.",
+                    &h.deliveries,
+                ),
+                (
+                    "spindle_hub_dropped_slow_total",
+                    "Subscribers dropped because they could not keep up.",
+                    &h.dropped_slow,
+                ),
+                (
+                    "spindle_hub_replays_total",
+                    "Subscriptions that asked for a replay (Last-Event-ID).",
+                    &h.replays,
+                ),
+                (
+                    "spindle_hub_rejected_full_total",
+                    "Subscriptions refused at --hub-max-subscribers.",
+                    &h.rejected_full,
+                ),
+            ] {
+                counter(&mut o, name, help, v.load(Relaxed));
+            }
+        }
         o
     }
 }

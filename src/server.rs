@@ -111,15 +111,6 @@ pub fn run(settings: Settings) -> Result<(), Error> {
     for id in 1..=settings.workers as u64 {
         workers.push(zygote.spawn_worker(id)?);
     }
-    let _pid_file = match &settings.pid_file {
-        Some(path) => {
-            std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-                Error::new(format!("cannot write --pid-file {}", path.display()), e)
-            })?;
-            Some(RemoveOnDrop(path.clone()))
-        }
-        None => None,
-    };
 
     // One runtime thread is a current_thread runtime: no cross-thread
     // wake-ups at all, which on a 2-core machine cut the master's CPU per
@@ -136,12 +127,29 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         .thread_name("spindle")
         .build()
         .map_err(|e| Error::new("cannot start the runtime", e))?;
+    // The signal handlers go in before the pid file and the "listening"
+    // line exist: a deploy script that sends SIGHUP as soon as it sees
+    // either would otherwise kill the master (default action).
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals::install().map_err(|e| Error::new("cannot install signal handlers", e))?
+    };
+    let _pid_file = match &settings.pid_file {
+        Some(path) => {
+            std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+                Error::new(format!("cannot write --pid-file {}", path.display()), e)
+            })?;
+            Some(RemoveOnDrop(path.clone()))
+        }
+        None => None,
+    };
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let result = runtime.block_on(async move {
         let supervisor = Supervisor::new(zygote, settings.php.clone(), metrics.clone());
         let hub = settings.hub.clone().map(|config| {
             let hub = crate::hub::Hub::new(config);
+            let _ = metrics.hub.set(hub.metrics.clone());
             hub.start();
             hub
         });
@@ -179,7 +187,8 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             );
             tokio::spawn(crate::admin::serve(admin, pool.clone(), ready.clone()));
         }
-        tokio::spawn(reload_on_sighup(supervisor.clone()));
+        let Signals { hup, term, int } = signals;
+        tokio::spawn(reload_on_sighup(hup, supervisor.clone()));
         tracing::info!(
             docroot = %settings.docroot.display(),
             workers = settings.workers,
@@ -189,7 +198,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         let graceful = GracefulShutdown::new();
         tokio::select! {
             r = accept_loop(bound, app, &graceful) => r?,
-            _ = shutdown_signal() => {}
+            _ = shutdown_signal(term, int) => {}
         }
         // Stop accepting (the listener is gone with accept_loop), let
         // in-flight requests finish, close idle keep-alive connections.
@@ -223,12 +232,25 @@ pub fn run(settings: Settings) -> Result<(), Error> {
     result
 }
 
-async fn reload_on_sighup(supervisor: Arc<Supervisor>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler: reloads are off");
-        return;
-    };
+/// The signals the master acts on, registered before it says it is ready.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, supervisor: Arc<Supervisor>) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: starting fresh workers (php.ini and code are read again)");
         match supervisor.reload().await {
@@ -309,10 +331,10 @@ async fn accept_error(e: io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -34,18 +34,26 @@ fn chromium_eventsource_receives_reconnects_and_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromium is installed by scripts/deps.sh test");
+    // report.php writes the file with file_put_contents, which a reader may
+    // catch half-written: wait until it holds a whole JSON document rather
+    // than for a fixed time (issue 10, item 6).
     let end = Instant::now() + Duration::from_secs(60);
-    while !report.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The report may be written in more than one go; give it a moment.
-    std::thread::sleep(Duration::from_millis(200));
+    let found = loop {
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            break Some((text, v));
+        }
+        if Instant::now() > end {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Killed before any assertion, so a failure leaves no browser behind.
     let _ = browser.kill();
     let _ = browser.wait();
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|_| panic!("no report from the browser; log:\n{}", s.log()));
+    let (text, v) =
+        found.unwrap_or_else(|| panic!("no report from the browser; log:\n{}", s.log()));
     let _ = std::fs::remove_file(&report);
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
 
     // Six events over two connections: the second resumed after id 3.
     let counter: Vec<&str> = v["counter"]

@@ -29,6 +29,11 @@ fn the_file_sets_what_env_and_flags_do_not() {
         "<?php echo ini_get('memory_limit'), ' ', tokio_worker_id();",
     )
     .unwrap();
+    std::fs::write(
+        root.join("mark.php"),
+        "<?php error_log('config-test-mark');",
+    )
+    .unwrap();
     let cfg = write_config(
         &dir,
         &format!(
@@ -40,18 +45,27 @@ fn the_file_sets_what_env_and_flags_do_not() {
     let s = Server::start_args(&["serve".into(), "--config".into(), cfg.clone()], &[]);
     assert!(ini(&s).starts_with("77M 1"));
     assert!(s.log().contains("workers=1"), "{}", s.log());
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A later request's PHP log line: by the time it is logged, the access
+    // line of /ini.php would have been (issue 10, item 6: no sleep).
+    client().get(s.url("/mark.php")).send().unwrap();
+    let timeout = std::time::Duration::from_secs(5);
+    assert!(s.wait_for_log("config-test-mark", timeout), "{}", s.log());
     assert!(
-        !s.log().contains("target=access") && !s.log().contains("path=/ini.php"),
-        "access-log = false"
+        !s.log().contains("path=/ini.php"),
+        "access-log = false: {}",
+        s.log()
     );
     drop(s);
-    // The environment beats the file; a flag beats both.
+    // The environment beats the file; a flag beats both. access-log = true
+    // (from the environment) logs the very line looked for above, so that
+    // check can fail.
     let s = Server::start_args(
         &["serve".into(), "--config".into(), cfg.clone()],
-        &[("SPINDLE_WORKERS", "2")],
+        &[("SPINDLE_WORKERS", "2"), ("SPINDLE_ACCESS_LOG", "on")],
     );
     assert!(s.log().contains("workers=2"), "{}", s.log());
+    ini(&s);
+    assert!(s.wait_for_log("path=/ini.php", timeout), "{}", s.log());
     drop(s);
     let s = Server::start_args(
         &[

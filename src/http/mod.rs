@@ -116,6 +116,15 @@ impl App {
         if let Err(r) = validate::check(&req, self.settings.max_header_size) {
             return rejected(r);
         }
+        if let Some(hub) = &self.hub {
+            let path = req.uri().path();
+            if path
+                .strip_prefix(crate::hub::protocol::PATH)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            {
+                return crate::hub::protocol::handle(hub, req).await;
+            }
+        }
         let method = req.method();
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);

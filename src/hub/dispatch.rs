@@ -68,7 +68,7 @@ pub struct Hub {
     config: HubConfig,
     state: Mutex<State>,
     next_subscriber: AtomicU64,
-    pub metrics: HubMetrics,
+    pub metrics: Arc<HubMetrics>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -122,7 +122,7 @@ impl Hub {
             }),
             config,
             next_subscriber: AtomicU64::new(1),
-            metrics: HubMetrics::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -173,9 +173,12 @@ impl Hub {
                 s.active = false;
             }
         }
-        for id in gone {
-            self.remove(&mut st, id);
-        }
+        let gone: Vec<Subscriber> = gone
+            .into_iter()
+            .filter_map(|id| self.remove(&mut st, id))
+            .collect();
+        drop(st);
+        self.announce_gone(gone);
     }
 
     /// Publishes `u` to every matching subscriber; returns its id.
@@ -212,11 +215,44 @@ impl Hub {
         let mut st = self.lock();
         st.history.push(event.clone());
         self.metrics.published.fetch_add(1, Relaxed);
-        self.fan_out(&mut st, &event);
+        let gone = self.fan_out(&mut st, &event);
+        drop(st);
+        self.announce_gone(gone);
         Ok(id)
     }
 
-    fn fan_out(&self, st: &mut State, event: &Event) {
+    /// Subscription events for subscribers that left (with
+    /// `--hub-subscriptions`); called without the lock held.
+    fn announce_gone(&self, gone: Vec<Subscriber>) {
+        for s in gone {
+            self.announce(&s.topics, &s.urn, s.payload, false);
+        }
+    }
+
+    /// Publishes a subscription's arrival or departure on
+    /// `/.well-known/mercure/subscriptions/{topic}/{subscriber}`, privately.
+    fn announce(
+        &self,
+        topics: &[String],
+        urn: &str,
+        payload: Option<serde_json::Value>,
+        active: bool,
+    ) {
+        if !self.config.subscription_events {
+            return;
+        }
+        for t in topics {
+            let data = super::protocol::subscription_json(t, urn, payload.clone(), active);
+            let _ = self.publish(Update {
+                topics: vec![super::protocol::subscription_url(t, urn)],
+                data: data.to_string(),
+                private: true,
+                ..Update::default()
+            });
+        }
+    }
+
+    fn fan_out(&self, st: &mut State, event: &Event) -> Vec<Subscriber> {
         let mut candidates: Vec<u64> = Vec::new();
         for t in &event.topics {
             if let Some(ids) = st.exact.get(t) {
@@ -251,9 +287,9 @@ impl Hub {
             }
         }
         self.metrics.deliveries.fetch_add(delivered, Relaxed);
-        for id in gone {
-            self.remove(st, id);
-        }
+        gone.into_iter()
+            .filter_map(|id| self.remove(st, id))
+            .collect()
     }
 
     /// A subscription handed over by a PHP script.
@@ -342,15 +378,21 @@ impl Hub {
         if wild {
             st.wild.push(id);
         }
+        let (topics, urn, payload) = (
+            subscriber.topics.clone(),
+            subscriber.urn.clone(),
+            subscriber.payload.clone(),
+        );
         st.subscribers.insert(id, subscriber);
         self.metrics.subscribers.fetch_add(1, Relaxed);
         drop(st);
+        self.announce(&topics, &urn, payload, true);
 
         let hub = Arc::downgrade(self);
         let body = Body::Tracked(Box::new(Tracked::new(Body::Channel(rx), move |_| {
             if let Some(hub) = hub.upgrade() {
-                let mut st = hub.lock();
-                hub.remove(&mut st, id);
+                let gone = hub.remove(&mut hub.lock(), id);
+                hub.announce_gone(gone.into_iter().collect());
             }
         })));
         Ok(HubStream {
@@ -359,10 +401,8 @@ impl Hub {
         })
     }
 
-    fn remove(&self, st: &mut State, id: u64) {
-        let Some(s) = st.subscribers.remove(&id) else {
-            return;
-        };
+    fn remove(&self, st: &mut State, id: u64) -> Option<Subscriber> {
+        let s = st.subscribers.remove(&id)?;
         self.metrics.subscribers.fetch_sub(1, Relaxed);
         for sel in &s.selectors {
             if let Some(t) = sel.exact() {
@@ -375,6 +415,7 @@ impl Hub {
             }
         }
         st.wild.retain(|&x| x != id);
+        Some(s)
     }
 
     /// Shutdown: every stream ends cleanly (its client reconnects to

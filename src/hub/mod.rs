@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dispatch::{Hub, HubStream};
+pub use dispatch::{Hub, HubMetrics, HubStream, Subscribe};
 
 /// What the hub runs with.
 #[derive(Debug, Clone)]

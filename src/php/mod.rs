@@ -35,6 +35,25 @@ impl std::error::Error for StartupError {}
 ///
 /// Call once, before any thread exists, in the process that forks workers.
 pub fn startup(ini_path: Option<&Path>, defines: &[(String, String)]) -> Result<(), StartupError> {
+    // PHP skips a php.ini it cannot open without a word and starts with its
+    // defaults; a reload after the file was replaced by a directory or made
+    // unreadable would then quietly drop the site's settings.
+    if let Some(p) = ini_path {
+        let readable = std::fs::File::open(p).and_then(|f| f.metadata());
+        match readable {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(StartupError {
+                    detail: format!("php.ini {}: not a regular file", p.display()),
+                })
+            }
+            Err(e) => {
+                return Err(StartupError {
+                    detail: format!("php.ini {}: {e}", p.display()),
+                })
+            }
+        }
+    }
     let ini_path = ini_path
         .map(|p| CString::new(p.as_os_str().as_bytes()))
         .transpose()

@@ -43,7 +43,7 @@ impl Server {
             "2".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, log, _) = spawn(&args, &[], "listening on unix:");
+        let (child, log, _) = spawn(&args, &[], None, "listening on unix:");
         Server {
             child,
             addr: "127.0.0.1:9".parse().unwrap(),
@@ -68,7 +68,13 @@ impl Server {
     /// `spindle` with exactly `args` and extra environment variables; the
     /// server must listen on TCP.
     pub fn start_args(args: &[String], env: &[(&str, &str)]) -> Server {
-        let (child, log, rest) = spawn(args, env, "listening on http://");
+        Server::start_args_as(args, env, None)
+    }
+
+    /// As `start_args`, with the process started as user id `uid` (the
+    /// test runs as root) when given.
+    pub fn start_args_as(args: &[String], env: &[(&str, &str)], uid: Option<u32>) -> Server {
+        let (child, log, rest) = spawn(args, env, uid, "listening on http://");
         let addr: String = rest
             .chars()
             .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
@@ -115,6 +121,38 @@ impl Server {
         format!("http://{addr}{path}")
     }
 
+    /// One sample from the admin listener's `/metrics` (needs
+    /// `--admin-listen`): the value of the line starting with `series`,
+    /// e.g. `spindle_queue_depth` or `spindle_requests_total{code="200"}`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Polls `series` until it equals `value`; panics after `timeout`.
+    pub fn wait_for_metric(&self, series: &str, value: f64, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        loop {
+            let now = self.metric(series);
+            if now == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{series} is {now:?}, never {value}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The master's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -134,6 +172,25 @@ impl Server {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits until `n` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if seen >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -165,9 +222,15 @@ impl Server {
 fn spawn(
     args: &[String],
     env: &[(&str, &str)],
+    uid: Option<u32>,
     marker: &'static str,
 ) -> (Child, Arc<Mutex<Vec<String>>>, String) {
-    let mut child = Command::new(binary())
+    let mut cmd = Command::new(binary());
+    if let Some(uid) = uid {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(uid);
+    }
+    let mut child = cmd
         .args(args)
         .envs(env.iter().copied())
         .env("SPINDLE_LOG", "info")
@@ -277,5 +340,55 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A request whose response has begun: the raw connection, once the body
+/// has shown `marker` (e.g. the `first` line of slow.php, flushed before it
+/// sleeps). Lets a test act while a request is known to be inside PHP,
+/// instead of sleeping and hoping (issue 10, item 6).
+pub fn in_flight(addr: SocketAddr, path: &str, marker: &str) -> (TcpStream, Vec<u8>) {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(marker) {
+        let n = tcp
+            .read(&mut buf)
+            .expect("response of the in-flight request");
+        assert!(
+            n > 0,
+            "closed before {marker:?}: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (tcp, seen)
+}
+
+/// Reads until the server ends the connection, by a close (FIN) or a reset,
+/// and returns what arrived. A read timeout (set by the caller on the socket)
+/// fails the test: a connection that merely hangs is neither a cut nor an end,
+/// so "the stream was cut" must not pass on it (issue 10, item 2).
+pub fn read_until_closed(r: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "the connection was neither closed nor reset ({e}) after {} bytes: {:?}",
+                out.len(),
+                String::from_utf8_lossy(&out[out.len().saturating_sub(200)..])
+            ),
+        }
     }
 }
