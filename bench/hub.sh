@@ -180,7 +180,7 @@ for run in $(seq 1 "$RUNS"); do
       declare $out
       log "run $run $s n=$n: ${kib_per_sub} KiB/sub, p50 ${p50_ms} ms, p99 ${p99_worst_ms} ms, last ${last_worst_ms} ms, ${dps} deliveries/s"
       # shellcheck disable=SC2154 # set by declare
-      echo "$s $n $kib_per_sub $p50_ms $p99_worst_ms $last_worst_ms $dps" >>"$RES"
+      echo "$s $n $kib_per_sub $p50_ms $p99_worst_ms $last_worst_ms $dps $kib_per_sub_idle" >>"$RES"
       # Loopback TIME_WAITs from 10,000 closed subscribers: give them a moment.
       sleep 1
     done
@@ -213,7 +213,7 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "| metric | spindle | nginx + nchan | floor | ratio |"
     echo "|---|---|---|---|---|"
-    for m in "KiB/subscriber 3 down" "one update, p50 ms 4 down" "one update, p99 ms 5 down" \
+    for m in "KiB/subscriber, idle 8 down" "KiB/subscriber, after updates 3 down" "one update, p50 ms 4 down" "one update, p99 ms 5 down" \
       "one update, last delivery ms 6 down" "deliveries/s 7 up"; do
       # shellcheck disable=SC2086
       set -- $m
