@@ -11,7 +11,7 @@
 #   SUBS="1000 10000"  subscriber counts
 #   RUNS=3             runs; servers interleaved within each run, each
 #                      started fresh for every measurement
-#   ROUNDS=5           single updates to all per measurement (after a warm-up)
+#   ROUNDS=10          single updates to all per measurement (after a warm-up)
 #   DURATION=5         seconds of sustained publishing
 #   WINDOW=8           sustained: updates in flight (update k is published
 #                      once update k-WINDOW reached every subscriber)
@@ -30,7 +30,7 @@ SKIP_HUB=$SKIP
 SKIP="$SKIP fpm apache"
 SUBS=${SUBS:-"1000 10000"}
 RUNS=${RUNS:-3}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-10}
 DURATION=${DURATION:-5}
 WINDOW=${WINDOW:-8}
 SERVER_CPUS=${SERVER_CPUS:-0}
@@ -152,6 +152,16 @@ start_hub_spindle() {
   PUB_URL="http://127.0.0.1:$port/.well-known/mercure"
 }
 
+# Packets the kernel dropped because a CPU's input backlog was full
+# (net.core.netdev_max_backlog): on loopback a burst of 10,000 writes can
+# overflow it, and each drop costs a TCP retransmit (a 200 ms+ latency spike
+# that is the kernel's, not the server's). Counted per measurement.
+loopback_drops() {
+  local s=0 _cpu dropped _rest
+  while read -r _cpu dropped _rest; do s=$((s + 16#$dropped)); done </proc/net/softnet_stat
+  echo "$s"
+}
+
 SERVERS=()
 hub_skipped floor || SERVERS+=(floor)
 hub_skipped nchan || SERVERS+=(nchan)
@@ -170,17 +180,19 @@ for run in $(seq 1 "$RUNS"); do
         spindle) start_hub_spindle "$topic" ;;
       esac
       sleep 0.5 # let the server's startup settle before its RSS is read
+      drops0=$(loopback_drops)
       out=$(taskset -c "$CLIENT_CPUS" "$HUBLOAD" run --kind "$KIND" \
         --sub-url "$SUB_URL" --pub-url "$PUB_URL" --topic "$topic" --jwt-key "$HUB_KEY" \
         -n "$n" --rounds "$ROUNDS" --duration "$DURATION" --window "$WINDOW" \
         --rss-pids "$RSS_PIDS" 2>"$TMP/hubload.log") \
         || die "run $run, $s, $n subscribers: hubload failed: $(tail -n 5 "$TMP/hubload.log")"
+      drops=$(( $(loopback_drops) - drops0 ))
       stop_server
       # shellcheck disable=SC2086 # out is key=value words
       declare $out
-      log "run $run $s n=$n: ${kib_per_sub} KiB/sub, p50 ${p50_ms} ms, p99 ${p99_worst_ms} ms, last ${last_worst_ms} ms, ${dps} deliveries/s"
+      log "run $run $s n=$n: ${kib_per_sub} KiB/sub, p50 ${p50_ms} ms, p99 ${p99_worst_ms} ms, last ${last_worst_ms} ms, ${dps} deliveries/s, $drops packets dropped (load $(cut -d' ' -f1 /proc/loadavg))"
       # shellcheck disable=SC2154 # set by declare
-      echo "$s $n $kib_per_sub $p50_ms $p99_worst_ms $last_worst_ms $dps $kib_per_sub_idle" >>"$RES"
+      echo "$s $n $kib_per_sub $p50_ms $p99_worst_ms $last_worst_ms $dps $kib_per_sub_idle $run $drops" >>"$RES"
       # Loopback TIME_WAITs from 10,000 closed subscribers: give them a moment.
       sleep 1
     done
@@ -195,10 +207,14 @@ cell() {
   [ -n "$v" ] || { echo "-"; return; }
   echo "$(echo "$v" | median) [$(echo "$v" | sort -g | head -n 1)-$(echo "$v" | sort -g | tail -n 1)]"
 }
-ratio() { # metric column, direction: up = higher is better
-  local a b
-  a=$(col spindle "$1" "$2" | median); b=$(col nchan "$1" "$2" | median)
-  awk -v a="$a" -v b="$b" -v d="$3" 'BEGIN { if (a<=0||b<=0) print "-"; else if (d=="up") printf "%.2fx", a/b; else printf "%.2fx", b/a }'
+# Spindle vs nchan within each run (the noise of a shared machine moves both
+# servers of a run together more than it moves runs): median [min-max].
+ratio() { # n, metric column, direction (up: higher is better)
+  local r
+  r=$(awk -v n="$1" -v c="$2" -v d="$3" '$2==n && $1=="spindle" {a[$9]=$c} $2==n && $1=="nchan" {b[$9]=$c}
+    END { for (k in a) if ((k in b) && a[k]>0 && b[k]>0) print (d=="up" ? a[k]/b[k] : b[k]/a[k]) }' "$RES")
+  [ -n "$r" ] || { echo "-"; return; }
+  printf '%.2fx [%.2f-%.2f]\n' "$(echo "$r" | median)" "$(echo "$r" | sort -g | head -n 1)" "$(echo "$r" | sort -g | tail -n 1)"
 }
 mkdir -p "$(dirname "$OUT")"
 {
@@ -206,7 +222,8 @@ mkdir -p "$(dirname "$OUT")"
   echo
   echo "$(nproc) CPUs; servers on CPUs $SERVER_CPUS, load client on CPUs $CLIENT_CPUS; $WORKERS PHP workers;"
   echo "$RUNS runs, medians [min-max]; $ROUNDS single updates per run (p99 and last: the worst round);"
-  echo "sustained: $DURATION s, $WINDOW updates in flight. Ratios: Spindle vs nchan, >1 is better for Spindle."
+  echo "sustained: $DURATION s, $WINDOW updates in flight. Ratios: Spindle vs nchan within each run, median [min-max],"
+  echo ">1 is better for Spindle. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   for n in $SUBS; do
     echo
     echo "## $n subscribers"
@@ -214,7 +231,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "| metric | spindle | nginx + nchan | floor | ratio |"
     echo "|---|---|---|---|---|"
     for m in "KiB/subscriber, idle 8 down" "KiB/subscriber, after updates 3 down" "one update, p50 ms 4 down" "one update, p99 ms 5 down" \
-      "one update, last delivery ms 6 down" "deliveries/s 7 up"; do
+      "one update, last delivery ms 6 down" "deliveries/s 7 up" "packets dropped by the kernel 10 down"; do
       # shellcheck disable=SC2086
       set -- $m
       dir=${!#}; c=${*: -2:1}; label=${*:1:$#-2}
