@@ -9,7 +9,7 @@
 request <?= (int)$info['request_id'] ?>, SAPI <code><?= htmlspecialchars(PHP_SAPI) ?></code>,
 OPcache <?= (function_exists('opcache_get_status') && (opcache_get_status(false)['opcache_enabled'] ?? false)) ? 'on' : 'off' ?>.</p>
 <ul>
-  <li><a href="/live.php">Live: a clock and a progress bar streamed with Server-Sent Events</a></li>
+  <li><a href="/live.php">Live: a wall every open tab sees (the hub) and a streamed progress bar</a></li>
   <li><a href="/form.php">A form with a file upload</a></li>
   <li><a href="/session.php">A session counter</a></li>
   <li><a href="/phpinfo.php">phpinfo()</a></li>

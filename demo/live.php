@@ -4,20 +4,44 @@
 <title>Live: Server-Sent Events</title>
 <link rel="stylesheet" href="/style.css">
 <h1>Live from PHP</h1>
-<p>Both widgets are fed by PHP scripts that <code>echo</code> and <code>flush()</code>;
-Spindle hands every flush to your browser's <code>EventSource</code> at once.</p>
 <div class="card">
-  <p>Server clock (<a href="/clock.php">clock.php</a>): <strong id="clock">connecting…</strong></p>
+  <h2>The wall</h2>
+  <p>Open this page in as many tabs as you like. A message you send is
+  POSTed to <a href="/post.php">post.php</a>, which calls
+  <code>spindle_publish()</code>; every tab receives it through Spindle's hub.
+  The tabs' streams come from <a href="/feed.php">feed.php</a>, which calls
+  <code>spindle_subscribe()</code> and ends: the master holds the stream, so
+  no PHP worker waits for any tab.</p>
+  <form id="say"><input id="text" maxlength="200" placeholder="Say something" required>
+  <button>Send</button></form>
+  <ul id="wall"><li class="muted" id="status">connecting…</li></ul>
 </div>
 <div class="card">
-  <p>Progress (<a href="/progress.php">progress.php</a>): <span id="pct">0</span>%</p>
+  <p>Progress (<a href="/progress.php">progress.php</a>, a script that streams
+  with <code>echo</code> and <code>flush()</code> for a few seconds):
+  <span id="pct">0</span>%</p>
   <div class="bar"><div id="bar"></div></div>
   <p><button id="again">Run again</button></p>
 </div>
+<p>A classic stream that holds a worker for as long as it is open:
+<a href="/clock.php">clock.php</a>.</p>
 <p><a href="/">Back</a></p>
 <script>
-const clock = new EventSource('/clock.php');
-clock.addEventListener('tick', (e) => { document.getElementById('clock').textContent = JSON.parse(e.data).time; });
+const wall = document.getElementById('wall');
+const feed = new EventSource('/feed.php');
+feed.onopen = () => { document.getElementById('status').textContent = 'connected'; };
+feed.addEventListener('message', (e) => {
+  const m = JSON.parse(e.data);
+  const li = document.createElement('li');
+  li.textContent = m.time + '  ' + m.text;
+  wall.prepend(li);
+});
+document.getElementById('say').onsubmit = async (ev) => {
+  ev.preventDefault();
+  const text = document.getElementById('text');
+  await fetch('/post.php', {method: 'POST', body: new URLSearchParams({text: text.value})});
+  text.value = '';
+};
 let progress;
 function run() {
   if (progress) progress.close();

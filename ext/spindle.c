@@ -17,6 +17,7 @@
 #include <Zend/zend_ini.h>
 #include <Zend/zend_ini_scanner.h>
 #include <Zend/zend_smart_str.h>
+#include <ext/spl/spl_exceptions.h>
 #include <ext/standard/info.h>
 
 #include <dirent.h>
@@ -282,6 +283,208 @@ PHP_FUNCTION(tokio_server_info)
     add_assoc_long(return_value, "request_id", cb ? (zend_long)cb->request_id(cb->ctx) : 0);
 }
 
+
+/* ---- PHP functions: the hub (spindle_publish, spindle_subscribe) ---- */
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_spindle_publish, 0, 1, IS_STRING, 0)
+ZEND_ARG_TYPE_MASK(0, topics, MAY_BE_STRING | MAY_BE_ARRAY, NULL)
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, data, IS_STRING, 0, "\'\'")
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, private, _IS_BOOL, 0, "false")
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, id, IS_STRING, 1, "null")
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, type, IS_STRING, 1, "null")
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, retry, IS_LONG, 1, "null")
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_spindle_subscribe, 0, 1, IS_VOID, 0)
+ZEND_ARG_TYPE_MASK(0, topics, MAY_BE_STRING | MAY_BE_ARRAY, NULL)
+ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, options, IS_ARRAY, 0, "[]")
+ZEND_END_ARG_INFO()
+
+static spindle_str str_of(const zend_string *s)
+{
+    spindle_str v = {s ? ZSTR_VAL(s) : NULL, s ? ZSTR_LEN(s) : 0};
+    return v;
+}
+
+/* The strings of a string|array value as a list (emalloc'd, the caller
+ * frees it). FAILURE, with a TypeError thrown, when an element is not a
+ * string: a topic is never guessed from an int or an object. */
+static zend_result str_list(zend_string *one, HashTable *many, const char *what, spindle_strs *out)
+{
+    out->len = 0;
+    if (one) {
+        spindle_str *v = emalloc(sizeof *v);
+        *v = str_of(one);
+        out->ptr = v;
+        out->len = 1;
+        return SUCCESS;
+    }
+    uint32_t count = zend_hash_num_elements(many);
+    spindle_str *v = safe_emalloc(count ? count : 1, sizeof *v, 0);
+    zval *z;
+    ZEND_HASH_FOREACH_VAL(many, z)
+    {
+        ZVAL_DEREF(z);
+        if (Z_TYPE_P(z) != IS_STRING) {
+            efree(v);
+            out->ptr = NULL;
+            zend_type_error("%s must contain only strings, %s given", what, zend_zval_type_name(z));
+            return FAILURE;
+        }
+        v[out->len++] = str_of(Z_STR_P(z));
+    }
+    ZEND_HASH_FOREACH_END();
+    out->ptr = v;
+    return SUCCESS;
+}
+
+static void throw_runtime(spindle_str why)
+{
+    zend_throw_exception_ex(spl_ce_RuntimeException, 0, "%.*s", (int)why.len, why.ptr ? why.ptr : "");
+}
+
+/* spindle_publish() and mercure_publish() (FrankenPHP's name and argument
+ * order, so applications written for its hub run unchanged). */
+PHP_FUNCTION(spindle_publish)
+{
+    zend_string *topic = NULL, *data = NULL, *id = NULL, *type = NULL;
+    HashTable *topics = NULL;
+    bool is_private = false;
+    zend_long retry = 0;
+    bool retry_null = true;
+    ZEND_PARSE_PARAMETERS_START(1, 6)
+    Z_PARAM_ARRAY_HT_OR_STR(topics, topic)
+    Z_PARAM_OPTIONAL
+    Z_PARAM_STR(data)
+    Z_PARAM_BOOL(is_private)
+    Z_PARAM_STR_OR_NULL(id)
+    Z_PARAM_STR_OR_NULL(type)
+    Z_PARAM_LONG_OR_NULL(retry, retry_null)
+    ZEND_PARSE_PARAMETERS_END();
+    if (!cb) {
+        zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
+        RETURN_THROWS();
+    }
+    spindle_update u = {0};
+    if (str_list(topic, topics, "spindle_publish(): Argument #1 ($topics)", &u.topics) == FAILURE) {
+        RETURN_THROWS();
+    }
+    u.data = str_of(data);
+    u.is_private = is_private;
+    u.id = str_of(id);
+    u.type = str_of(type);
+    u.has_retry = !retry_null;
+    u.retry = (int64_t)retry;
+    spindle_str result = {NULL, 0};
+    int ok = cb->publish(cb->ctx, &u, &result);
+    efree((void *)u.topics.ptr);
+    if (!ok) {
+        throw_runtime(result);
+        RETURN_THROWS();
+    }
+    RETURN_STRINGL(result.ptr ? result.ptr : "", result.len);
+}
+
+/* The request's Last-Event-ID header, the default replay point. */
+static spindle_str request_last_event_id(void)
+{
+    spindle_str none = {NULL, 0};
+    if (!current) {
+        return none;
+    }
+    for (size_t i = 0; i < current->server_vars_len; i++) {
+        const spindle_kv *kv = &current->server_vars[i];
+        if (kv->key.len == 18 && memcmp(kv->key.ptr, "HTTP_LAST_EVENT_ID", 18) == 0) {
+            return kv->value;
+        }
+    }
+    return none;
+}
+
+PHP_FUNCTION(spindle_subscribe)
+{
+    zend_string *topic = NULL;
+    HashTable *topics = NULL, *options = NULL;
+    ZEND_PARSE_PARAMETERS_START(1, 2)
+    Z_PARAM_ARRAY_HT_OR_STR(topics, topic)
+    Z_PARAM_OPTIONAL
+    Z_PARAM_ARRAY_HT(options)
+    ZEND_PARSE_PARAMETERS_END();
+    if (!cb) {
+        zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
+        RETURN_THROWS();
+    }
+    spindle_handoff h = {0};
+    h.last_event_id = request_last_event_id();
+    zend_string *key;
+    zval *val;
+    if (options) {
+        ZEND_HASH_FOREACH_STR_KEY_VAL(options, key, val)
+        {
+            ZVAL_DEREF(val);
+            if (key && zend_string_equals_literal(key, "private")) {
+                if (h.private_topics.ptr) {
+                    efree((void *)h.private_topics.ptr);
+                    h.private_topics.ptr = NULL;
+                }
+                if (Z_TYPE_P(val) != IS_STRING && Z_TYPE_P(val) != IS_ARRAY) {
+                    zend_type_error("spindle_subscribe(): option \"private\" must be of type string|array, %s given",
+                                    zend_zval_type_name(val));
+                    RETURN_THROWS();
+                }
+                if (str_list(Z_TYPE_P(val) == IS_STRING ? Z_STR_P(val) : NULL,
+                             Z_TYPE_P(val) == IS_ARRAY ? Z_ARRVAL_P(val) : NULL,
+                             "spindle_subscribe(): option \"private\"", &h.private_topics) == FAILURE) {
+                    RETURN_THROWS();
+                }
+            } else if (key && zend_string_equals_literal(key, "last_event_id")) {
+                if (Z_TYPE_P(val) == IS_STRING) {
+                    h.last_event_id = str_of(Z_STR_P(val));
+                } else if (Z_TYPE_P(val) != IS_NULL) {
+                    zend_type_error("spindle_subscribe(): option \"last_event_id\" must be of type ?string, %s given",
+                                    zend_zval_type_name(val));
+                    goto fail;
+                }
+            } else if (key && zend_string_equals_literal(key, "retry")) {
+                if (Z_TYPE_P(val) == IS_LONG) {
+                    h.has_retry = 1;
+                    h.retry = (int64_t)Z_LVAL_P(val);
+                } else if (Z_TYPE_P(val) != IS_NULL) {
+                    zend_type_error("spindle_subscribe(): option \"retry\" must be of type ?int, %s given",
+                                    zend_zval_type_name(val));
+                    goto fail;
+                }
+            } else {
+                if (key) {
+                    zend_argument_value_error(2, "has an unknown option \"%s\"", ZSTR_VAL(key));
+                } else {
+                    zend_argument_value_error(2, "must have string keys");
+                }
+                goto fail;
+            }
+        }
+        ZEND_HASH_FOREACH_END();
+    }
+    if (str_list(topic, topics, "spindle_subscribe(): Argument #1 ($topics)", &h.topics) == FAILURE) {
+        goto fail;
+    }
+    spindle_str result = {NULL, 0};
+    int ok = cb->subscribe(cb->ctx, &h, &result);
+    efree((void *)h.topics.ptr);
+    if (h.private_topics.ptr) {
+        efree((void *)h.private_topics.ptr);
+    }
+    if (!ok) {
+        throw_runtime(result);
+    }
+    return;
+fail:
+    if (h.private_topics.ptr) {
+        efree((void *)h.private_topics.ptr);
+    }
+    RETURN_THROWS();
+}
+
 static const zend_function_entry spindle_functions[] = {
     ZEND_FE(tokio_request_heartbeat, arginfo_tokio_request_heartbeat)
     ZEND_FE(tokio_finish_request, arginfo_tokio_finish_request)
@@ -289,6 +492,9 @@ static const zend_function_entry spindle_functions[] = {
     ZEND_FE(tokio_request_id, arginfo_tokio_int)
     ZEND_FE(tokio_worker_id, arginfo_tokio_int)
     ZEND_FE(tokio_server_info, arginfo_tokio_server_info)
+    ZEND_FE(spindle_publish, arginfo_spindle_publish)
+    ZEND_NAMED_FE(mercure_publish, ZEND_FN(spindle_publish), arginfo_spindle_publish)
+    ZEND_FE(spindle_subscribe, arginfo_spindle_subscribe)
     ZEND_FE_END
 };
 

@@ -37,6 +37,32 @@ typedef struct spindle_request {
     double request_time;         /* seconds since the epoch, as REQUEST_TIME_FLOAT */
 } spindle_request;
 
+/* A list of strings (topics, selectors), borrowed from PHP for one call. */
+typedef struct spindle_strs {
+    const spindle_str *ptr;
+    size_t len;
+} spindle_strs;
+
+/* One update for the hub: spindle_publish() / mercure_publish(). */
+typedef struct spindle_update {
+    spindle_strs topics;  /* the first is canonical, the rest alternates */
+    spindle_str data;
+    int is_private;
+    spindle_str id;       /* ptr NULL: the hub generates one */
+    spindle_str type;     /* ptr NULL: none */
+    int has_retry;
+    int64_t retry;        /* milliseconds, when has_retry */
+} spindle_update;
+
+/* A hand-off: spindle_subscribe(). */
+typedef struct spindle_handoff {
+    spindle_strs topics;        /* selectors to receive */
+    spindle_strs private_topics; /* selectors whose private updates may be received */
+    spindle_str last_event_id;  /* ptr NULL: no replay */
+    int has_retry;
+    int64_t retry;              /* milliseconds, when has_retry */
+} spindle_handoff;
+
 /*
  * What the SAPI calls back into. Set per thread by the worker before it runs
  * a request; every function receives `ctx` unchanged. The functions must not
@@ -67,6 +93,13 @@ typedef struct spindle_callbacks {
     /* tokio_request_id() / tokio_worker_id(). */
     uint64_t (*request_id)(void *ctx);
     uint64_t (*worker_id)(void *ctx);
+    /* spindle_publish(): 1 with the update's id in *result, 0 with the
+     * reason it was refused. *result points into memory Rust owns, valid
+     * until the next callback: copy it at once. */
+    int (*publish)(void *ctx, const spindle_update *update, spindle_str *result);
+    /* spindle_subscribe(): records the hand-off for the end of the script.
+     * 1 when recorded, 0 with the reason in *result (as for publish). */
+    int (*subscribe)(void *ctx, const spindle_handoff *handoff, spindle_str *result);
 } spindle_callbacks;
 
 /* Results of spindle_execute(), as bit flags. */

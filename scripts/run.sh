@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release
-exec target/release/spindle serve demo "$@"
+exec target/release/spindle serve demo --hub "$@"

@@ -246,6 +246,20 @@ pub struct ServeArgs {
     )]
     pub queue_size: usize,
 
+    /// Serve HTTPS on --listen with this certificate chain (PEM); needs --tls-key.
+    /// HTTP/2 and HTTP/1.1 are offered by ALPN. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", env = "SPINDLE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "SPINDLE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Also listen for plain HTTP here and redirect every request to HTTPS
+    /// (308, same host and path). Needs --tls-cert.
+    #[arg(long, value_name = "ADDR", env = "SPINDLE_REDIRECT_HTTP")]
+    pub redirect_http: Option<SocketAddr>,
+
     /// Run the Mercure hub at /.well-known/mercure (Server-Sent Events
     /// subscribers held by the master, spindle_publish() from PHP).
     #[arg(long, value_name = "on|off", env = "SPINDLE_HUB", default_value = "off", default_missing_value = "on", num_args = 0..=1, require_equals = true, value_parser = parse_on_off, action = clap::ArgAction::Set)]
@@ -566,6 +580,28 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ServeArgs {
+    fn resolve_tls(&self) -> Result<Option<crate::http::tls::TlsFiles>, ConfigError> {
+        let files = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => {
+                if self.redirect_http.is_some() {
+                    return Err(bad("--redirect-http", "needs --tls-cert and --tls-key"));
+                }
+                return Ok(None);
+            }
+            (Some(_), None) => return Err(bad("--tls-key", "--tls-cert needs --tls-key too")),
+            (None, Some(_)) => return Err(bad("--tls-cert", "--tls-key needs --tls-cert too")),
+            (Some(cert), Some(key)) => crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        };
+        if matches!(self.listen, Listen::Unix(_)) {
+            return Err(bad("--tls-cert", "TLS needs a TCP --listen address"));
+        }
+        crate::http::tls::load(&files).map_err(|e| bad("--tls-cert", e))?;
+        Ok(Some(files))
+    }
+
     fn resolve_hub(&self) -> Result<Option<crate::hub::HubConfig>, ConfigError> {
         if !self.hub {
             return Ok(None);
@@ -641,6 +677,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub admin_listen: Option<SocketAddr>,
     pub access_log: bool,
+    /// TLS on the listener, when --tls-cert and --tls-key are given.
+    pub tls: Option<crate::http::tls::TlsFiles>,
+    pub redirect_http: Option<SocketAddr>,
     /// The hub's settings, when `--hub` is on.
     pub hub: Option<crate::hub::HubConfig>,
     pub pid_file: Option<PathBuf>,
@@ -757,6 +796,8 @@ impl ServeArgs {
             admin_listen: self.admin_listen,
             access_log: self.access_log,
             hub: self.resolve_hub()?,
+            tls: self.resolve_tls()?,
+            redirect_http: self.redirect_http,
             pid_file: self.pid_file.clone(),
             trusted_proxies: self.trusted_proxy.clone(),
             socket_mode: self.socket_mode,

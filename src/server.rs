@@ -107,6 +107,14 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         ),
         None => None,
     };
+    let redirect = match settings.redirect_http {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                .map_err(|e| Error::new(format!("cannot listen on {addr} (--redirect-http)"), e))?,
+        ),
+        None => None,
+    };
     let mut workers = Vec::with_capacity(settings.workers);
     for id in 1..=settings.workers as u64 {
         workers.push(zygote.spawn_worker(id)?);
@@ -168,11 +176,44 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         )
         .map_err(|e| Error::new("cannot register the workers", e))?;
         let app = Arc::new(App::new(settings.clone(), pool.clone(), hub.clone()));
+        let certs = match &settings.tls {
+            None => None,
+            Some(files) => Some(
+                crate::http::tls::Certificates::new(files.clone())
+                    .map_err(|e| Error::new("TLS", io::Error::other(e)))?,
+            ),
+        };
+        let tls = match &certs {
+            None => None,
+            Some(c) => Some(
+                crate::http::tls::acceptor(c.clone())
+                    .map_err(|e| Error::new("TLS", io::Error::other(e)))?,
+            ),
+        };
+        if let Some(listener) = redirect {
+            let https_port = match &bound {
+                Bound::Tcp(l) => l.local_addr().map(|a| a.port()).unwrap_or(443),
+                Bound::Unix(..) => 443,
+            };
+            let listener =
+                TcpListener::from_std(listener).map_err(|e| Error::new("redirect listener", e))?;
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!("redirecting http://{a} to HTTPS");
+            }
+            tokio::spawn(redirect_loop(listener, https_port));
+        }
         let local = match &bound {
-            Bound::Tcp(l) => l
-                .local_addr()
-                .ok()
-                .map_or_else(|| settings.listen.to_string(), |a| format!("http://{a}")),
+            Bound::Tcp(l) => l.local_addr().ok().map_or_else(
+                || settings.listen.to_string(),
+                |a| {
+                    let scheme = if settings.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    format!("{scheme}://{a}")
+                },
+            ),
             Bound::Unix(_, p) => format!("unix:{}", p.display()),
         };
         let ready = Arc::new(AtomicBool::new(true));
@@ -188,7 +229,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             tokio::spawn(crate::admin::serve(admin, pool.clone(), ready.clone()));
         }
         let Signals { hup, term, int } = signals;
-        tokio::spawn(reload_on_sighup(hup, supervisor.clone()));
+        tokio::spawn(reload_on_sighup(hup, supervisor.clone(), certs.clone()));
         tracing::info!(
             docroot = %settings.docroot.display(),
             workers = settings.workers,
@@ -197,7 +238,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         );
         let graceful = GracefulShutdown::new();
         tokio::select! {
-            r = accept_loop(bound, app, &graceful) => r?,
+            r = accept_loop(bound, app, tls, &graceful) => r?,
             _ = shutdown_signal(term, int) => {}
         }
         // Stop accepting (the listener is gone with accept_loop), let
@@ -250,8 +291,15 @@ impl Signals {
     }
 }
 
-async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, supervisor: Arc<Supervisor>) {
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    supervisor: Arc<Supervisor>,
+    certs: Option<Arc<crate::http::tls::Certificates>>,
+) {
     while hup.recv().await.is_some() {
+        if let Some(c) = &certs {
+            c.reload();
+        }
         tracing::info!("SIGHUP: starting fresh workers (php.ini and code are read again)");
         match supervisor.reload().await {
             Ok(()) => {
@@ -265,6 +313,7 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, supervisor: Arc<
 async fn accept_loop(
     bound: Bound,
     app: Arc<App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     graceful: &GracefulShutdown,
 ) -> Result<(), Error> {
     match bound {
@@ -282,8 +331,12 @@ async fn accept_loop(
                 let conn = ConnInfo {
                     peer: Some(peer),
                     local: stream.local_addr().ok(),
+                    tls: tls.is_some(),
                 };
-                spawn_connection(&app, graceful, stream, conn);
+                match &tls {
+                    None => spawn_connection(&app, graceful, stream, conn),
+                    Some(acceptor) => spawn_tls_connection(&app, graceful, acceptor, stream, conn),
+                }
             }
         }
         Bound::Unix(l, path) => {
@@ -300,6 +353,7 @@ async fn accept_loop(
                 let conn = ConnInfo {
                     peer: None,
                     local: None,
+                    tls: false,
                 };
                 spawn_connection(&app, graceful, stream, conn);
             }
@@ -315,6 +369,97 @@ where
     let app = app.clone();
     let watcher = graceful.watcher();
     tokio::spawn(async move { app.serve_connection(io, conn, watcher).await });
+}
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Does the TLS handshake on its own task, then serves the connection. A
+/// failed handshake (garbage, a plain-HTTP client, a timeout) only closes
+/// this connection.
+fn spawn_tls_connection(
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    conn: ConnInfo,
+) {
+    let app = app.clone();
+    let watcher = graceful.watcher();
+    let accept = acceptor.accept(stream);
+    tokio::spawn(async move {
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+            Ok(Ok(tls)) => app.serve_connection(tls, conn, watcher).await,
+            Ok(Err(e)) => tracing::debug!(peer = ?conn.peer, "TLS handshake: {e}"),
+            Err(_) => tracing::debug!(peer = ?conn.peer, "TLS handshake timed out"),
+        }
+    });
+}
+
+/// `--redirect-http`: every request gets a 308 to the same host and path
+/// over HTTPS on `https_port`.
+async fn redirect_loop(listener: TcpListener, https_port: u16) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let r = redirect_to_https(&req, https_port);
+                    async move { Ok::<_, std::convert::Infallible>(r) }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn redirect_to_https(
+    req: &http::Request<hyper::body::Incoming>,
+    https_port: u16,
+) -> http::Response<crate::http::Body> {
+    use crate::http::body;
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            // Strip the port (IPv6 literals keep their brackets).
+            let host = match h.rsplit_once(':') {
+                Some((name, port))
+                    if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
+                {
+                    name
+                }
+                _ => h,
+            };
+            Some(host.to_string())
+        })
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+        });
+    let Some(host) = host else {
+        return body::status(http::StatusCode::BAD_REQUEST);
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    };
+    let mut r = body::status(http::StatusCode::PERMANENT_REDIRECT);
+    if let Ok(v) = http::HeaderValue::from_str(&location) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
 }
 
 struct RemoveOnDrop(std::path::PathBuf);

@@ -190,7 +190,7 @@ fn a_killed_zygote_costs_no_request_and_leaves_no_zombie() {
 fn an_idle_worker_that_died_costs_no_request() {
     let s = Server::start(&["--workers", "2", "--admin-listen", "127.0.0.1:0"]);
     let health = s.admin_url("/health");
-    for round in 0..5 {
+    for round in 0..10 {
         assert_eq!(get(&s, "/hello.php").0, 200);
         let zygote = zygote_of(&s);
         let workers = children(zygote as u32, "spindle-w");

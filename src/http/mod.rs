@@ -6,6 +6,7 @@ mod proxy;
 mod route;
 mod spool;
 mod static_files;
+pub mod tls;
 mod validate;
 mod vars;
 
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
@@ -34,6 +36,9 @@ use spool::{MemoryLease, SpoolError, Spooled};
 use vars::{BodyPlacement, RequestMessage};
 
 const TOO_LARGE: &str = "413 Payload Too Large: the request body exceeds --max-body-size";
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 128;
 
 /// How long a client may take to send a request head (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,13 +87,29 @@ impl App {
             let conn = conn.clone();
             async move { Ok::<_, Infallible>(app.handle(req, &conn).await) }
         });
-        let conn = http1::Builder::new()
+        // HTTP/1.1, or HTTP/2 when the client starts with its preface: chosen
+        // by ALPN on TLS, by prior knowledge (h2c) on plain listeners.
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
             .timer(TokioTimer::new())
             .keep_alive(true)
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(self.settings.max_header_size)
-            .serve_connection(TokioIo::new(io), service);
-        let result = graceful.watch(conn).await;
+            .max_buf_size(self.settings.max_header_size);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            // Enough for a page's streams (every EventSource is one), few
+            // enough that one connection cannot queue the whole pool.
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_header_list_size(self.settings.max_header_size as u32)
+            // h2's guards against rapid reset (CVE-2023-44487) and
+            // CONTINUATION floods stay on: pending resets are bounded and
+            // header blocks are bounded by the list size above.
+            .max_pending_accept_reset_streams(Some(32))
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        let result = graceful.watch(conn.into_owned()).await;
         if let Err(e) = result {
             tracing::debug!("connection: {e}");
         }
@@ -213,7 +234,9 @@ impl App {
             .get_all(header::ACCEPT)
             .iter()
             .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream"));
-        if accepts_sse && !self.pool.stream_slots_left() {
+        // With the hub, a request for a stream may well be a hand-off that
+        // frees its worker at once: the slot counts it only if it streams.
+        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left() {
             self.metrics
                 .rejected_streams
                 .fetch_add(1, Ordering::Relaxed);

@@ -18,6 +18,8 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     /// Our side; `None` on a Unix socket.
     pub local: Option<SocketAddr>,
+    /// The connection is TLS (HTTPS).
+    pub tls: bool,
 }
 
 /// The request body as it will reach the worker.
@@ -131,7 +133,7 @@ impl RequestMessage<'_> {
         var(&mut e, b"REQUEST_METHOD", p.method.as_str().as_bytes());
         let fwd =
             super::proxy::forwarded(&p.headers, self.conn.peer, &self.settings.trusted_proxies);
-        let https = fwd.as_ref().and_then(|f| f.https).unwrap_or(false);
+        let https = self.conn.tls || fwd.as_ref().and_then(|f| f.https).unwrap_or(false);
         var(
             &mut e,
             b"REQUEST_SCHEME",
@@ -142,6 +144,7 @@ impl RequestMessage<'_> {
         }
         let protocol: &[u8] = match p.version {
             Version::HTTP_10 => b"HTTP/1.0",
+            Version::HTTP_2 => b"HTTP/2.0",
             _ => b"HTTP/1.1",
         };
         var(&mut e, b"SERVER_PROTOCOL", protocol);

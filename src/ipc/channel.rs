@@ -41,7 +41,21 @@ impl Channel {
         loop {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|s| super::recv_many(s.as_raw_fd(), bufs, lens)) {
-                Ok(r) => return r,
+                Ok(Ok(n)) => {
+                    // Fewer messages than asked for: the queue is empty now.
+                    // Forget the readiness, so the next call waits for the
+                    // reactor instead of trying a recvmmsg that can only
+                    // fail with EAGAIN (one wasted syscall per request on
+                    // the hot path, and one per idle slot). A message that
+                    // arrived meanwhile bumped the readiness tick, which
+                    // clear_ready leaves alone. At end of file (a 0 length)
+                    // readiness stays, so the next call sees it at once.
+                    if n < bufs.len() && n > 0 && lens[0] > 0 {
+                        guard.clear_ready();
+                    }
+                    return Ok(n);
+                }
+                Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
         }

@@ -5,6 +5,7 @@
 //! single-threaded process, and [`execute`] only ever runs on the thread that
 //! started PHP, in a worker process.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -132,6 +133,38 @@ pub trait Handler {
     fn finish_request(&mut self) -> bool;
     fn request_id(&self) -> u64;
     fn worker_id(&self) -> u64;
+    /// `spindle_publish()`: the update's id, or why it was refused.
+    fn publish(&mut self, update: &Update<'_>) -> Result<String, String> {
+        let _ = update;
+        Err("the hub is only reachable from requests".into())
+    }
+    /// `spindle_subscribe()`: records the hand-off for the end of the
+    /// script, or says why it cannot be.
+    fn subscribe(&mut self, handoff: &Handoff<'_>) -> Result<(), String> {
+        let _ = handoff;
+        Err("the hub is only reachable from requests".into())
+    }
+}
+
+/// An update from `spindle_publish()`, borrowed from PHP.
+#[derive(Debug)]
+pub struct Update<'a> {
+    pub topics: Vec<&'a [u8]>,
+    pub data: &'a [u8],
+    pub private: bool,
+    pub id: Option<&'a [u8]>,
+    pub event_type: Option<&'a [u8]>,
+    pub retry: Option<i64>,
+}
+
+/// A hand-off from `spindle_subscribe()`, borrowed from PHP.
+#[derive(Debug)]
+pub struct Handoff<'a> {
+    pub topics: Vec<&'a [u8]>,
+    pub private: Vec<&'a [u8]>,
+    /// The option, else the request's Last-Event-ID header.
+    pub last_event_id: Option<&'a [u8]>,
+    pub retry: Option<i64>,
 }
 
 /// A request as PHP sees it. Every string includes its trailing NUL.
@@ -222,6 +255,8 @@ pub fn execute(req: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
         finish_request: Some(cb_finish_request),
         request_id: Some(cb_request_id),
         worker_id: Some(cb_worker_id),
+        publish: Some(cb_publish),
+        subscribe: Some(cb_subscribe),
     };
     // SAFETY: `creq`, `vars`, the strings they point into, `callbacks` and
     // `handler_ref` all outlive the call; the callbacks are removed before
@@ -316,4 +351,111 @@ extern "C" fn cb_request_id(ctx: *mut c_void) -> u64 {
 
 extern "C" fn cb_worker_id(ctx: *mut c_void) -> u64 {
     with_handler(ctx, |h| h.worker_id())
+}
+
+thread_local! {
+    /// The id or reason the last publish/subscribe returned to C, kept
+    /// alive until the next one (C copies it at once).
+    static RESULT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Hands `text` to C through `out`, keeping the bytes in [`RESULT`].
+///
+/// # Safety
+/// `out` must be valid for a write.
+unsafe fn give_result(text: &str, out: *mut sys::spindle_str) {
+    RESULT.with(|r| {
+        let mut r = r.borrow_mut();
+        r.clear();
+        r.extend_from_slice(text.as_bytes());
+        // SAFETY: guaranteed by the caller; the pointer stays valid until
+        // RESULT is next written, which the contract in spindle.h allows.
+        unsafe {
+            *out = sys::spindle_str {
+                ptr: r.as_ptr().cast(),
+                len: r.len(),
+            }
+        };
+    });
+}
+
+/// # Safety
+/// `s.ptr` must be NULL or point to `s.len` readable bytes.
+unsafe fn opt_bytes<'a>(s: &sys::spindle_str) -> Option<&'a [u8]> {
+    if s.ptr.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { bytes(s.ptr, s.len) })
+    }
+}
+
+/// # Safety
+/// `l.ptr` must point to `l.len` strings, each valid as for [`bytes`].
+unsafe fn list<'a>(l: &sys::spindle_strs) -> Vec<&'a [u8]> {
+    if l.ptr.is_null() || l.len == 0 {
+        return Vec::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    let items = unsafe { std::slice::from_raw_parts(l.ptr, l.len) };
+    // SAFETY: each item is a PHP string, valid for the call.
+    items
+        .iter()
+        .map(|s| unsafe { bytes(s.ptr, s.len) })
+        .collect()
+}
+
+extern "C" fn cb_publish(
+    ctx: *mut c_void,
+    update: *const sys::spindle_update,
+    result: *mut sys::spindle_str,
+) -> c_int {
+    // SAFETY: ext/spindle.c passes a valid update whose strings are PHP's,
+    // alive for the whole call, and a valid result slot.
+    let u = unsafe { &*update };
+    // SAFETY: as above.
+    let update = unsafe {
+        Update {
+            topics: list(&u.topics),
+            data: bytes(u.data.ptr, u.data.len),
+            private: u.is_private != 0,
+            id: opt_bytes(&u.id),
+            event_type: opt_bytes(&u.type_),
+            retry: (u.has_retry != 0).then_some(u.retry),
+        }
+    };
+    let (ok, text) = match with_handler(ctx, |h| h.publish(&update)) {
+        Ok(id) => (1, id),
+        Err(why) => (0, why),
+    };
+    // SAFETY: `result` is valid for a write (see above).
+    unsafe { give_result(&text, result) };
+    ok
+}
+
+extern "C" fn cb_subscribe(
+    ctx: *mut c_void,
+    handoff: *const sys::spindle_handoff,
+    result: *mut sys::spindle_str,
+) -> c_int {
+    // SAFETY: ext/spindle.c passes a valid hand-off whose strings are
+    // PHP's (or the request's), alive for the whole call.
+    let h = unsafe { &*handoff };
+    // SAFETY: as above.
+    let handoff = unsafe {
+        Handoff {
+            topics: list(&h.topics),
+            private: list(&h.private_topics),
+            last_event_id: opt_bytes(&h.last_event_id),
+            retry: (h.has_retry != 0).then_some(h.retry),
+        }
+    };
+    match with_handler(ctx, |hd| hd.subscribe(&handoff)) {
+        Ok(()) => 1,
+        Err(why) => {
+            // SAFETY: `result` is valid for a write.
+            unsafe { give_result(&why, result) };
+            0
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! replies into an HTTP response, and replaces the process when it dies or
 //! overruns its deadline.
 
+mod hub;
 mod response;
 mod slot;
 mod supervisor;

@@ -26,6 +26,20 @@ use super::response::{
 };
 use super::{Job, PoolConfig, ServedBy, Supervisor};
 
+/// Why a request ended without its worker finishing it normally.
+pub(super) enum Failure {
+    /// The worker must be replaced; the response was answered or cut.
+    Replace(Restart),
+    /// The worker died without reading the request: it may go to another.
+    Undelivered(Job, Option<StreamPlace>),
+}
+
+impl From<Restart> for Failure {
+    fn from(r: Restart) -> Failure {
+        Failure::Replace(r)
+    }
+}
+
 /// Messages taken from a worker in one `recvmmsg`.
 pub(super) const RECV_BATCH: usize = 16;
 
@@ -115,12 +129,23 @@ impl Slot {
                     continue;
                 }
             };
+            let mut job = job;
+            if self.config.hub.is_some() {
+                // The flags byte follows the message type (see ipc::MSG_REQUEST).
+                job.message[1] |= ipc::REQ_HUB;
+            }
             job.dispatched.store(true, Relaxed);
             if job.reply.is_closed() {
                 // The client left, or gave up, while the request waited.
                 continue;
             }
-            let stream_place = if job.accepts_sse {
+            // With the hub on, a request for an event stream may well hand
+            // off and hold no worker at all: its place among
+            // --max-streaming-workers is taken only once its response really
+            // streams (in `output`). Reserving at dispatch refused 38 of 40
+            // tabs connecting at once with 2 workers, though none would
+            // have held a worker.
+            let stream_place = if job.accepts_sse && self.config.hub.is_none() {
                 if !self
                     .supervisor
                     .reserve_stream(self.config.max_streaming_workers)
@@ -136,22 +161,35 @@ impl Slot {
             } else {
                 None
             };
-            if !self.deliver(&job).await {
-                let _ = job.reply.send(body::status(StatusCode::BAD_GATEWAY));
-                continue;
-            }
-            let metrics = self.supervisor.metrics.clone();
-            metrics.busy_workers.fetch_add(1, Relaxed);
-            let result = self.serve(job, stream_place).await;
-            metrics.busy_workers.fetch_sub(1, Relaxed);
-            self.served += 1;
-            match result {
-                Err(why) => self.replace(why).await,
-                Ok(()) => {
-                    if let Some(why) = self.recycle_reason() {
-                        self.replace(why).await;
+            let (mut job, mut stream_place) = (job, stream_place);
+            for attempt in 1.. {
+                if !self.deliver(&job).await {
+                    let _ = job.reply.send(body::status(StatusCode::BAD_GATEWAY));
+                    break;
+                }
+                let metrics = self.supervisor.metrics.clone();
+                metrics.busy_workers.fetch_add(1, Relaxed);
+                let result = self.serve(job, stream_place).await;
+                metrics.busy_workers.fetch_sub(1, Relaxed);
+                self.served += 1;
+                match result {
+                    Err(Failure::Undelivered(j, place)) if attempt < 3 => {
+                        self.replace(Restart::Crash).await;
+                        (job, stream_place) = (j, place);
+                        continue;
+                    }
+                    Err(Failure::Undelivered(j, _)) => {
+                        let _ = j.reply.send(body::status(StatusCode::BAD_GATEWAY));
+                        self.replace(Restart::Crash).await;
+                    }
+                    Err(Failure::Replace(why)) => self.replace(why).await,
+                    Ok(()) => {
+                        if let Some(why) = self.recycle_reason() {
+                            self.replace(why).await;
+                        }
                     }
                 }
+                break;
             }
         }
     }
@@ -274,18 +312,19 @@ impl Slot {
         &mut self,
         job: Job,
         stream_place: Option<StreamPlace>,
-    ) -> Result<(), Restart> {
+    ) -> Result<(), Failure> {
         let Job {
             id,
-            message: _,
+            message,
             body_fd,
             reply,
             accepts_sse,
             head,
             script,
-            dispatched: _,
+            dispatched,
         } = job;
-        drop(body_fd);
+        // Kept until the worker answers, in case it never read the request.
+        let mut undelivered = Some((message, body_fd, dispatched));
         let mut req = InFlight {
             id,
             reply: Reply::Waiting(reply),
@@ -325,7 +364,7 @@ impl Slot {
                     tracing::warn!(worker = self.id, request = id, "request timed out");
                     req.reply
                         .fail(StatusCode::GATEWAY_TIMEOUT, "request timed out");
-                    return Err(Restart::Timeout);
+                    return Err(Restart::Timeout.into());
                 }
                 Event::ClientGone => {
                     req.reply = Reply::Aborted;
@@ -352,6 +391,39 @@ impl Slot {
                         keepalive.as_mut().reset(Instant::now() + every);
                     }
                 }
+                // ECONNRESET: the worker died with unread messages in its
+                // queue (the kernel says so only then). Before any answer
+                // and with no abort sent, the unread one is this request:
+                // PHP never saw it, so a fresh worker gets it (issue 9,
+                // item 2: the kill can land between our send and its read).
+                Event::Message(Err(e))
+                    if e.raw_os_error() == Some(libc::ECONNRESET)
+                        && matches!(req.reply, Reply::Waiting(_))
+                        && undelivered.is_some() =>
+                {
+                    tracing::warn!(
+                        worker = self.id,
+                        request = id,
+                        "the worker died before reading the request; giving it to a fresh one"
+                    );
+                    let (message, body_fd, dispatched) = undelivered.take().expect("checked above");
+                    let script = std::mem::take(&mut req.script);
+                    let Reply::Waiting(reply) = std::mem::replace(&mut req.reply, Reply::Aborted)
+                    else {
+                        unreachable!("checked above")
+                    };
+                    let job = Job {
+                        id,
+                        message,
+                        body_fd,
+                        reply,
+                        accepts_sse,
+                        head,
+                        script,
+                        dispatched,
+                    };
+                    return Err(Failure::Undelivered(job, req.stream_place.take()));
+                }
                 Event::Message(Err(e)) => {
                     tracing::error!(
                         worker = self.id,
@@ -359,7 +431,7 @@ impl Slot {
                         "receiving from the worker: {e}"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                    return Err(Restart::Crash);
+                    return Err(Restart::Crash.into());
                 }
                 Event::Message(Ok(count)) if count == 0 || self.lens[0] == 0 => {
                     tracing::error!(
@@ -368,16 +440,18 @@ impl Slot {
                         "worker process died during the request"
                     );
                     req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
-                    return Err(Restart::Crash);
+                    return Err(Restart::Crash.into());
                 }
                 Event::Message(Ok(count)) => {
+                    // The worker read the request: nothing to give back.
+                    undelivered = None;
                     let mut next = 0;
                     while next < count {
                         let msg = self.take_message(&mut next, count);
                         if msg.is_empty() {
                             // The worker closed its socket after these messages.
                             req.reply.fail(StatusCode::BAD_GATEWAY, "worker died");
-                            return Err(Restart::Crash);
+                            return Err(Restart::Crash.into());
                         }
                         match msg[0] {
                             ipc::MSG_OUTPUT => {
@@ -387,7 +461,7 @@ impl Slot {
                                         Err(why) => {
                                             req.reply
                                                 .fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                            return Err(why);
+                                            return Err(why.into());
                                         }
                                     };
                                 if done {
@@ -395,6 +469,19 @@ impl Slot {
                                 }
                                 if let Some(every) = keepalive_every {
                                     keepalive.as_mut().reset(Instant::now() + every);
+                                }
+                            }
+                            ipc::MSG_PUBLISH => {
+                                let Ok(answer) =
+                                    super::hub::publish(self.config.hub.as_deref(), &msg[1..])
+                                else {
+                                    req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
+                                    return Err(Restart::Protocol.into());
+                                };
+                                // The worker waits for this; if it died, the
+                                // next receive says so.
+                                if let Err(e) = self.conn.send(&answer, None).await {
+                                    tracing::debug!(worker = self.id, "answering a publish: {e}");
                                 }
                             }
                             ipc::MSG_HEARTBEAT => {
@@ -416,7 +503,7 @@ impl Slot {
                                     "unexpected message type {other}"
                                 );
                                 req.reply.fail(StatusCode::BAD_GATEWAY, "worker failed");
-                                return Err(Restart::Protocol);
+                                return Err(Restart::Protocol.into());
                             }
                         }
                     }
@@ -469,8 +556,20 @@ impl Slot {
         } else {
             None
         };
+        let handoff = if flags & ipc::OUT_HANDOFF != 0 {
+            if flags & ipc::OUT_DONE == 0 {
+                return Err(Restart::Protocol);
+            }
+            Some(super::hub::decode_handoff(&mut d).map_err(|_| Restart::Protocol)?)
+        } else {
+            None
+        };
         let body_at = 1 + d.position();
         let data = msg.slice(body_at..);
+        if let Some(h) = handoff {
+            self.hand_off(req, head, data, h)?;
+            return Ok(true);
+        }
         let end = flags & ipc::OUT_END != 0;
         if !data.is_empty() {
             req.at_event_boundary = ends_event(&data);
@@ -481,6 +580,28 @@ impl Slot {
                 let Some(head) = head else {
                     return Err(Restart::Protocol);
                 };
+                // A request for a stream that took no place at dispatch
+                // (with the hub on, it might have been a hand-off) is
+                // refused now, before a byte went out, if it would stream
+                // past --max-streaming-workers; its script is told the
+                // client left and ends at its next flush.
+                if !end && req.accepts_sse && req.stream_place.is_none() {
+                    if self
+                        .supervisor
+                        .reserve_stream(self.config.max_streaming_workers)
+                    {
+                        req.stream_place = Some(StreamPlace(self.supervisor.clone()));
+                    } else {
+                        self.supervisor
+                            .metrics
+                            .rejected_streams
+                            .fetch_add(1, Relaxed);
+                        let _ = tx.send(body::too_many_streams());
+                        req.reply = Reply::Aborted;
+                        self.send_abort(req.id).await;
+                        return Ok(flags & ipc::OUT_DONE != 0);
+                    }
+                }
                 let mut resp = Response::new(Body::Empty);
                 *resp.status_mut() = head.status;
                 *resp.headers_mut() = head.headers;
@@ -558,6 +679,39 @@ impl Slot {
             other => req.reply = other,
         }
         Ok(flags & ipc::OUT_DONE != 0)
+    }
+
+    /// The script ended after `spindle_subscribe()`: its response becomes a
+    /// hub stream held here, and the worker is free.
+    fn hand_off(
+        &mut self,
+        req: &mut InFlight,
+        head: Option<super::response::Head>,
+        data: Bytes,
+        h: crate::hub::Handoff,
+    ) -> Result<(), Restart> {
+        let Some(hub) = self.config.hub.clone() else {
+            // Workers are told the hub is off (REQ_HUB) and refuse at call time.
+            tracing::error!(request = req.id, "a hand-off without --hub");
+            std::mem::replace(&mut req.reply, Reply::Complete)
+                .fail(StatusCode::INTERNAL_SERVER_ERROR, "hub is off");
+            return Ok(());
+        };
+        match std::mem::replace(&mut req.reply, Reply::Complete) {
+            Reply::Waiting(tx) => {
+                let Some(head) = head else {
+                    let _ = tx.send(body::status(StatusCode::BAD_GATEWAY));
+                    return Err(Restart::Protocol);
+                };
+                let mut resp = super::hub::response(&hub, head, data, h);
+                resp.extensions_mut().insert(ServedBy(self.id));
+                let _ = tx.send(resp);
+            }
+            Reply::Streaming(tx) => super::hub::continue_stream(&hub, data, h, tx),
+            // The client left, or tokio_finish_request() ended the response.
+            other => req.reply = other,
+        }
+        Ok(())
     }
 
     pub(super) async fn send_abort(&self, id: u64) {

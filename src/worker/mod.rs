@@ -5,6 +5,7 @@
 //! socket is only read between requests (blocking) and, during a request,
 //! polled without blocking for an abort whenever output is sent.
 
+mod hub;
 mod zygote;
 
 pub use zygote::{zygote_process, Zygote, ZygoteArgs, ZygoteError};
@@ -85,6 +86,7 @@ fn serve(sock: RawFd, worker_id: u64, msg: &[u8], fd: Option<OwnedFd>, out: Enco
         request_time: head.request_time,
     };
     let mut ex = Exchange::new(sock, head.id, worker_id, head.heartbeat_max, body, out);
+    ex.hub = head.flags & ipc::REQ_HUB != 0;
     let outcome = php::execute(&request, &mut ex);
     ex.finish(outcome);
     ex.out
@@ -168,6 +170,11 @@ struct Exchange<'a> {
     ended: bool,
     aborted: bool,
     last_abort_poll: Option<std::time::Instant>,
+    /// The hub is on (`--hub`).
+    hub: bool,
+    /// What `spindle_subscribe()` recorded, encoded as the hand-off part of
+    /// the final output message.
+    handoff: Option<Vec<u8>>,
 }
 
 /// How often a streaming script checks for a client that went away. A
@@ -200,6 +207,8 @@ impl<'a> Exchange<'a> {
             ended: false,
             aborted: false,
             last_abort_poll: None,
+            hub: false,
+            handoff: None,
         };
         ex.reset_out();
         ex
@@ -319,6 +328,14 @@ impl<'a> Exchange<'a> {
         let mut flags = ipc::OUT_DONE;
         if !self.ended {
             flags |= ipc::OUT_END;
+        }
+        // A script that died after spindle_subscribe() answers its error,
+        // not a stream; a client that left needs neither.
+        if let Some(h) = self.handoff.take() {
+            if !outcome.fatal && !self.ended && !self.aborted {
+                self.insert_handoff(&h);
+                flags |= ipc::OUT_HANDOFF;
+            }
         }
         self.send(flags);
     }
@@ -458,5 +475,13 @@ impl php::Handler for Exchange<'_> {
 
     fn worker_id(&self) -> u64 {
         self.worker_id
+    }
+
+    fn publish(&mut self, u: &php::Update<'_>) -> Result<String, String> {
+        self.publish_update(u)
+    }
+
+    fn subscribe(&mut self, h: &php::Handoff<'_>) -> Result<(), String> {
+        self.record_handoff(h)
     }
 }

@@ -85,6 +85,21 @@ impl Server {
         Server { child, addr, log }
     }
 
+    /// `spindle` with exactly `args`, listening on TCP with TLS: `addr` is
+    /// the bound address (URLs from `url()` still say http; build https
+    /// ones from `addr`).
+    pub fn start_tls_args(args: &[String]) -> Server {
+        let (child, log, rest) = spawn(args, &[], None, "listening on https://");
+        let addr: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
+        let addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("listen address in {rest:?}"));
+        Server { child, addr, log }
+    }
+
     /// Sends `sig` to the master.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
