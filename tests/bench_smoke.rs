@@ -96,3 +96,22 @@ fn bench_scripts_smoke_run() {
     );
     assert!(out.contains("| crash every |"), "{out}");
 }
+
+/// bench/hub.sh (issue 11): a few subscribers per server, so that the load
+/// client, the nchan config and the hub endpoints it drives keep working.
+/// The first run also builds bench/hubload (its own cargo project).
+#[test]
+fn hub_bench_smoke_run() {
+    let out = bench(
+        "hub.sh",
+        &[
+            ("SUBS", "50"),
+            ("RUNS", "1"),
+            ("ROUNDS", "2"),
+            ("DURATION", "1"),
+        ],
+        Duration::from_secs(400),
+    );
+    assert!(out.contains("## 50 subscribers"), "{out}");
+    assert!(out.contains("| deliveries/s |"), "{out}");
+}
