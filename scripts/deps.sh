@@ -3,6 +3,7 @@
 #   scripts/deps.sh        build and run: PHP embed library, headers, libclang
 #   scripts/deps.sh test   also what the test suite drives, including the
 #                          peers of tests/bench_smoke.rs (wrk, php-fpm, Apache)
+#                          and tests/deploy_docker.rs (docker.io, debootstrap)
 set -euo pipefail
 
 # What a server runs with (also the Docker image's runtime stage), plus what
@@ -10,7 +11,7 @@ set -euo pipefail
 mapfile -t want < <("$(dirname "$0")/runtime-deps.sh" --list)
 want+=(php8.2-dev libclang-dev clang)
 if [ "${1:-}" = test ]; then
-  want+=(pebble php8.2-cli php-symfony-mercure curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3)
+  want+=(pebble php8.2-cli php-symfony-mercure curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3 docker.io debootstrap)
   # The hub's transports (tests/hub_cluster.rs starts its own servers).
   want+=(redis-server postgresql)
 fi
@@ -30,5 +31,6 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 echo "installing: ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Another apt-get may hold dpkg's lock (a parallel run); wait for it.
+$sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >&2
