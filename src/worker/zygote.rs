@@ -101,6 +101,8 @@ pub struct ZygoteArgs {
     pub define: Vec<(String, String)>,
     #[arg(long)]
     pub user: Option<String>,
+    #[arg(long)]
+    pub worker: Option<std::path::PathBuf>,
 }
 
 /// The zygote process's main: never returns.
@@ -128,6 +130,7 @@ pub fn zygote_process(args: ZygoteArgs) -> ! {
         ini_path: args.php_ini,
         defines: args.define,
         user: args.user,
+        worker: args.worker,
     };
     zygote_main(sock, &php)
 }
@@ -150,6 +153,9 @@ impl Zygote {
         }
         if let Some(user) = &php.user {
             cmd.arg("--user").arg(user);
+        }
+        if let Some(worker) = &php.worker {
+            cmd.arg("--worker").arg(worker);
         }
         cmd.stdin(Stdio::null());
         let child_fd = zygote_end.as_raw_fd();
@@ -343,6 +349,15 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
+    if let Some(script) = &php.worker {
+        if let Err(why) = probe_worker_script(script) {
+            let mut m = Encoder::default();
+            m.u8(MSG_FAILED).str(why.as_bytes());
+            let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
+            // SAFETY: _exit takes no pointers and never returns.
+            unsafe { libc::_exit(1) }
+        }
+    }
     let _ = ipc::send_msg(fd, &[&[MSG_READY]], None, false);
     let me = nix::unistd::getpid();
     let mut buf = [0u8; 512];
@@ -394,7 +409,7 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
                         nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)
                     };
                 }
-                super::run(worker_sock, worker_id)
+                super::run(worker_sock, worker_id, php.worker.as_deref())
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(worker_sock);
@@ -408,6 +423,42 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
                 let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
             }
         }
+    }
+}
+
+/// Worker mode: boots the worker script in a child (so the zygote's PHP
+/// state stays untouched) and reports whether it reached its request loop.
+fn probe_worker_script(script: &std::path::Path) -> Result<(), String> {
+    let (mut rx, tx) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the zygote is single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(rx);
+            let mut tx = tx;
+            let report = match super::script::probe(script) {
+                Ok(()) => String::new(),
+                Err(why) => why,
+            };
+            let _ = std::io::Write::write_all(&mut tx, report.as_bytes());
+            // SAFETY: _exit takes no pointers and never returns; PHP's and
+            // Rust's exit handlers must not run in this copy of the zygote.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(tx);
+            let mut report = String::new();
+            let read = std::io::Read::read_to_string(&mut rx, &mut report);
+            let status = waitpid(child, None);
+            match (read, status) {
+                (Ok(_), Ok(WaitStatus::Exited(_, 0))) if report.is_empty() => Ok(()),
+                (Ok(_), Ok(WaitStatus::Exited(_, 0))) => Err(report),
+                (_, status) => Err(format!(
+                    "worker script {} crashed while booting ({status:?})",
+                    script.display()
+                )),
+            }
+        }
+        Err(e) => Err(format!("fork: {e}")),
     }
 }
 
