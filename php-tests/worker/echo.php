@@ -1,62 +1,96 @@
 <?php
 // Worker script for tests/worker_mode.rs: boots once, then answers each
-// request with what it sees, so tests can check nothing carries over.
-$boots = 0;
-$boots++;
-$booted_at = microtime(true);
-class Counter { public static int $n = 0; }
-$handled = 0;
+// request with what it sees (as JSON), so the tests can check that nothing
+// one request did carries into the next, and that what should persist does.
 
-$handler = function () use (&$handled, $booted_at) {
-    global $boots;
+// Boot: ini values and shutdown functions of the boot belong to the script.
+ini_set('user_agent', 'set-at-boot');
+register_shutdown_function(function () {
+    echo "boot-shutdown-function-ran\n";
+});
+echo "booting\n"; // no client yet: goes to the server log
+
+class Counter
+{
+    public static int $n = 0;
+}
+$handled = 0;
+$last_upload = null;
+
+$handler = function () use (&$handled, &$last_upload) {
     $handled++;
     Counter::$n++;
-    $action = $_GET['do'] ?? '';
-    switch ($action) {
+    $upload_left = $last_upload !== null && file_exists($last_upload);
+    $last_upload = null;
+    switch ($_GET['do'] ?? '') {
         case 'throw':
+            echo "partial output\n";
             throw new RuntimeException('boom from the handler');
         case 'fatal':
-            undefined_function_here();
+            trigger_error('a fatal error in the handler', E_USER_ERROR);
             break;
         case 'exit':
             echo "exiting\n";
             exit(0);
         case 'sleep':
-            sleep((int)($_GET['s'] ?? 30));
+            sleep(30);
             break;
         case 'stream':
+            // The second event waits for the test to have seen the first.
             header('Content-Type: text/event-stream');
-            for ($i = 0; $i < 3; $i++) {
-                echo "data: $i\n\n";
-                flush();
-                usleep(200000);
+            echo "data: first\n\n";
+            flush();
+            $flag = $_GET['flag'] ?? '';
+            for ($i = 0; $i < 200 && !file_exists($flag); $i++) {
+                usleep(50000);
             }
+            echo "data: second\n\n";
             return;
+        case 'pollute':
+            $_SERVER['LEAK'] = 'server';
+            $_GET['leak'] = 'get';
+            $_POST['leak'] = 'post';
+            $_COOKIE['leak'] = 'cookie';
+            $_REQUEST['leak'] = 'request';
+            $_FILES['leak'] = ['name' => 'leak'];
+            break;
         case 'set':
             header('X-First: yes');
             header('X-Removed: gone');
             header_remove('X-Removed');
+            header_remove('X-Powered-By');
             http_response_code(418);
             ini_set('precision', '3');
+            ini_set('user_agent', 'set-by-request');
             ob_start();
-            echo "buffered-unclosed ";
-            register_shutdown_function(function () { echo "shutdown-ran "; });
+            echo "buffered-unclosed\n";
+            register_shutdown_function(function () {
+                echo "request-shutdown-function-ran\n";
+            });
+            trigger_error('a warning of the first request', E_USER_WARNING);
             break;
         case 'session':
             session_start();
             $_SESSION['secret'] = $_GET['v'] ?? 'x';
             break;
+        case 'resume':
+            session_start();
+            break;
+        case 'upload':
+            $last_upload = $_FILES['up']['tmp_name'] ?? null;
+            break;
     }
-    $seen = [
+    echo json_encode([
         'pid' => getmypid(),
         'handled' => $handled,
         'static' => Counter::$n,
-        'boots' => $boots,
         'get' => $_GET,
         'post' => $_POST,
         'cookie' => $_COOKIE,
-        'files' => array_map(fn($f) => $f['name'], $_FILES),
+        'files' => array_map(fn ($f) => $f['name'], $_FILES),
+        'upload_left' => $upload_left,
         'request' => $_REQUEST,
+        'server_leak' => $_SERVER['LEAK'] ?? null,
         'input' => file_get_contents('php://input'),
         'uri' => $_SERVER['REQUEST_URI'] ?? null,
         'method' => $_SERVER['REQUEST_METHOD'] ?? null,
@@ -65,12 +99,12 @@ $handler = function () use (&$handled, $booted_at) {
         'status' => http_response_code(),
         'ob_level' => ob_get_level(),
         'precision' => ini_get('precision'),
+        'user_agent' => ini_get('user_agent'),
         'session_status' => session_status(),
         'session' => $_SESSION ?? null,
         'session_id' => session_id(),
         'last_error' => error_get_last()['message'] ?? null,
-    ];
-    echo json_encode($seen), "\n";
+    ]), "\n";
 };
 
 while (spindle_handle_request($handler)) {

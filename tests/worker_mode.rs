@@ -1,0 +1,459 @@
+//! Worker mode (issue 13): a worker script boots once and serves requests in
+//! a loop on spindle_handle_request(). One test per row of the issue's reset
+//! list, each proving that the second request, served by the same process
+//! and the same boot, does not see what the first one did; then what
+//! persists, errors, timeouts, restarts, boot failures and streaming.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{client, Server};
+
+/// One worker, so consecutive requests meet the same process.
+fn worker_server(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--workers",
+        "1",
+        "--worker",
+        "worker/echo.php",
+        "-d",
+        "expose_php=1",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// What the handler saw: the body's JSON line.
+fn seen(body: &str) -> Value {
+    let line = body.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}
+
+fn get(s: &Server, path: &str) -> (u16, String) {
+    let r = client().get(s.url(path)).send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// Asserts that `second` was served by the same boot as `first`, right after
+/// it: otherwise an isolation test would pass for the wrong reason.
+fn same_boot(first: &Value, second: &Value) {
+    assert_eq!(first["pid"], second["pid"], "same process");
+    assert_eq!(
+        first["handled"].as_i64().unwrap() + 1,
+        second["handled"].as_i64().unwrap(),
+        "same boot, next request: {first} then {second}"
+    );
+}
+
+#[test]
+fn server_variables_are_the_requests_own() {
+    let s = worker_server(&[]);
+    let r = client()
+        .get(s.url("/a?do=pollute"))
+        .header("X-Test", "one")
+        .send()
+        .unwrap();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["x_test"], "one");
+    assert_eq!(first["server_leak"], "server");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["x_test"], Value::Null);
+    assert_eq!(second["server_leak"], Value::Null);
+    assert_eq!(second["uri"], "/b");
+}
+
+#[test]
+fn get_is_reset() {
+    let s = worker_server(&[]);
+    let first = seen(&get(&s, "/a?a=1&do=pollute").1);
+    assert_eq!(first["get"]["a"], "1");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["get"], serde_json::json!([]));
+}
+
+#[test]
+fn post_is_reset() {
+    let s = worker_server(&[]);
+    let r = client()
+        .post(s.url("/a?do=pollute"))
+        .form(&[("p", "1")])
+        .send()
+        .unwrap();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["post"]["p"], "1");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["post"], serde_json::json!([]));
+    assert_eq!(second["method"], "GET");
+}
+
+#[test]
+fn files_are_reset_and_their_temporary_files_removed() {
+    let s = worker_server(&[]);
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "up",
+        reqwest::blocking::multipart::Part::bytes(b"uploaded".to_vec()).file_name("a.txt"),
+    );
+    let r = client()
+        .post(s.url("/a?do=upload"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["files"]["up"], "a.txt");
+    let second = seen(&get(&s, "/b?do=pollute").1);
+    same_boot(&first, &second);
+    assert_eq!(
+        second["upload_left"], false,
+        "the upload's temp file is gone"
+    );
+    let third = seen(&get(&s, "/c").1);
+    assert_eq!(third["files"], serde_json::json!([]));
+}
+
+#[test]
+fn cookies_are_reset() {
+    let s = worker_server(&[]);
+    let r = client()
+        .get(s.url("/a?do=pollute"))
+        .header("Cookie", "c=1")
+        .send()
+        .unwrap();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["cookie"]["c"], "1");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["cookie"], serde_json::json!([]));
+}
+
+#[test]
+fn request_is_reset() {
+    let s = worker_server(&[]);
+    let first = seen(&get(&s, "/a?r=1&do=pollute").1);
+    assert_eq!(first["request"]["r"], "1");
+    let second = seen(&get(&s, "/b?other=2").1);
+    same_boot(&first, &second);
+    assert_eq!(second["request"], serde_json::json!({"other": "2"}));
+}
+
+#[test]
+fn php_input_is_the_requests_body() {
+    let s = worker_server(&[]);
+    let r = client()
+        .post(s.url("/a"))
+        .header("Content-Type", "text/plain")
+        .body("the first body")
+        .send()
+        .unwrap();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["input"], "the first body");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["input"], "");
+    let r = client().post(s.url("/c")).body("third").send().unwrap();
+    assert_eq!(seen(&r.text().unwrap())["input"], "third");
+}
+
+#[test]
+fn headers_and_status_are_reset() {
+    let s = worker_server(&[]);
+    let r = client().get(s.url("/a?do=set")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 418);
+    assert_eq!(r.headers()["x-first"], "yes");
+    let first = seen(&r.text().unwrap());
+    let r = client().get(s.url("/b")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("x-first").is_none());
+    let second = seen(&r.text().unwrap());
+    same_boot(&first, &second);
+    assert_eq!(second["status"], 200);
+}
+
+#[test]
+fn header_remove_lasts_one_request() {
+    let s = worker_server(&[]);
+    let r = client().get(s.url("/a?do=set")).send().unwrap();
+    assert!(r.headers().get("x-removed").is_none());
+    assert!(
+        r.headers().get("x-powered-by").is_none(),
+        "header_remove('X-Powered-By') worked"
+    );
+    let first = seen(&r.text().unwrap());
+    let r = client().get(s.url("/b")).send().unwrap();
+    assert!(
+        r.headers()["x-powered-by"]
+            .to_str()
+            .unwrap()
+            .starts_with("PHP/"),
+        "expose_php's header is back: {:?}",
+        r.headers()
+    );
+    let second = seen(&r.text().unwrap());
+    same_boot(&first, &second);
+}
+
+#[test]
+fn output_buffers_left_open_are_sent_and_closed() {
+    let s = worker_server(&[]);
+    let (_, fresh) = get(&s, "/fresh");
+    let fresh = seen(&fresh);
+    let (status, body) = get(&s, "/a?do=set");
+    assert_eq!(status, 418);
+    assert!(
+        body.starts_with("buffered-unclosed\n"),
+        "the open buffer reached the client: {body:?}"
+    );
+    let first = seen(&body);
+    assert_eq!(first["ob_level"], fresh["ob_level"].as_i64().unwrap() + 1);
+    let (_, body) = get(&s, "/b");
+    assert!(!body.contains("buffered-unclosed"), "{body:?}");
+    let second = seen(&body);
+    same_boot(&first, &second);
+    assert_eq!(second["ob_level"], fresh["ob_level"]);
+}
+
+#[test]
+fn sessions_never_carry_into_the_next_request() {
+    let s = worker_server(&[]);
+    let r = client()
+        .get(s.url("/a?do=session&v=topsecret"))
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let first = seen(&r.text().unwrap());
+    assert_eq!(first["session"]["secret"], "topsecret");
+    // Another client, no session cookie: nothing of the first session.
+    let r = client().get(s.url("/b")).send().unwrap();
+    assert!(r.headers().get("set-cookie").is_none());
+    let second = seen(&r.text().unwrap());
+    same_boot(&first, &second);
+    assert_eq!(second["session"], Value::Null, "$_SESSION is gone");
+    assert_eq!(second["session_id"], "", "no session id carried over");
+    assert_eq!(second["session_status"], 1, "PHP_SESSION_NONE");
+    // A new session in a later request starts empty with a new id.
+    let r = client().get(s.url("/c?do=resume")).send().unwrap();
+    let third = seen(&r.text().unwrap());
+    assert_eq!(third["session"], serde_json::json!([]));
+    assert_ne!(third["session_id"], first["session_id"]);
+    // The first client's session was saved and is still its own.
+    let id = cookie.split(';').next().unwrap();
+    let r = client()
+        .get(s.url("/d?do=resume"))
+        .header("Cookie", id)
+        .send()
+        .unwrap();
+    let fourth = seen(&r.text().unwrap());
+    assert_eq!(fourth["session"]["secret"], "topsecret");
+}
+
+#[test]
+fn ini_set_is_restored_to_the_boot_values() {
+    let s = worker_server(&[]);
+    let first = seen(&get(&s, "/a?do=set").1);
+    assert_eq!(first["precision"], "3");
+    assert_eq!(first["user_agent"], "set-by-request");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["precision"], "14", "php.ini's value again");
+    assert_eq!(
+        second["user_agent"], "set-at-boot",
+        "what the script set while booting stays"
+    );
+}
+
+#[test]
+fn shutdown_functions_run_at_the_end_of_their_request() {
+    let s = worker_server(&[]);
+    let (_, body) = get(&s, "/a?do=set");
+    assert!(
+        body.ends_with("request-shutdown-function-ran\n"),
+        "runs at the end of its request: {body:?}"
+    );
+    let (_, body) = get(&s, "/b");
+    assert!(!body.contains("shutdown-function-ran"), "{body:?}");
+    assert!(
+        !body.contains("boot-shutdown-function-ran"),
+        "the boot's wait for the script's end"
+    );
+}
+
+#[test]
+fn errors_of_one_request_are_not_the_next_ones() {
+    let s = worker_server(&[]);
+    let first = seen(&get(&s, "/a?do=set").1);
+    assert_eq!(first["last_error"], "a warning of the first request");
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["last_error"], Value::Null);
+}
+
+#[test]
+fn globals_and_static_properties_persist_by_design() {
+    let s = worker_server(&[]);
+    let a = seen(&get(&s, "/a").1);
+    let b = seen(&get(&s, "/b").1);
+    let c = seen(&get(&s, "/c").1);
+    same_boot(&a, &b);
+    same_boot(&b, &c);
+    assert_eq!(
+        c["static"].as_i64().unwrap(),
+        a["static"].as_i64().unwrap() + 2
+    );
+    assert!(
+        s.wait_for_log("worker script output: booting", Duration::from_secs(5)),
+        "output of the boot goes to the log"
+    );
+}
+
+#[test]
+fn an_uncaught_exception_answers_500_and_the_loop_goes_on() {
+    let s = worker_server(&[]);
+    let before = seen(&get(&s, "/a").1);
+    let (status, _) = get(&s, "/b?do=throw");
+    assert_eq!(status, 500);
+    assert!(s.wait_for_log(
+        "Uncaught RuntimeException: boom from the handler",
+        Duration::from_secs(5)
+    ));
+    let after = seen(&get(&s, "/c").1);
+    assert_eq!(after["pid"], before["pid"], "same process");
+    assert_eq!(
+        after["handled"].as_i64().unwrap(),
+        before["handled"].as_i64().unwrap() + 2,
+        "same boot"
+    );
+}
+
+/// Waits until the worker answering is not `old_pid` (the replacement may
+/// still be booting when the first request after the failure comes).
+fn next_boot(s: &Server, old_pid: &Value) -> Value {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get(s, "/again");
+        if status == 200 {
+            let v = seen(&body);
+            if &v["pid"] != old_pid {
+                return v;
+            }
+        }
+        assert!(Instant::now() < end, "no fresh worker: {status} {body}");
+    }
+}
+
+#[test]
+fn a_fatal_error_answers_500_and_the_script_is_booted_again() {
+    let s = worker_server(&[]);
+    let before = seen(&get(&s, "/a").1);
+    let (status, _) = get(&s, "/b?do=fatal");
+    assert_eq!(status, 500);
+    let after = next_boot(&s, &before["pid"]);
+    assert_eq!(after["handled"], 1, "a fresh boot");
+}
+
+#[test]
+fn a_script_that_exits_is_restarted() {
+    let s = worker_server(&[]);
+    let before = seen(&get(&s, "/a").1);
+    let (status, body) = get(&s, "/b?do=exit");
+    assert_eq!((status, body.as_str()), (200, "exiting\n"));
+    let after = next_boot(&s, &before["pid"]);
+    assert_eq!(after["handled"], 1);
+}
+
+#[test]
+fn the_request_timeout_stops_a_runaway_handler() {
+    let s = worker_server(&["--request-timeout", "1"]);
+    let before = seen(&get(&s, "/a").1);
+    let started = Instant::now();
+    let (status, _) = get(&s, "/b?do=sleep");
+    assert_eq!(status, 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let after = next_boot(&s, &before["pid"]);
+    assert_eq!(after["handled"], 1, "the worker was replaced");
+}
+
+#[test]
+fn a_script_that_fails_at_boot_stops_startup_with_its_error() {
+    let docroot = support::fixtures();
+    let docroot = docroot.to_str().unwrap();
+    let (ok, err) = support::run_to_exit(&[
+        "serve",
+        docroot,
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--worker",
+        "worker/boot_fails.php",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("worker script") && err.contains("missing-bootstrap.php"),
+        "{err}"
+    );
+    let (ok, err) = support::run_to_exit(&[
+        "serve",
+        docroot,
+        "--listen",
+        "127.0.0.1:0",
+        "--worker",
+        "worker/no_loop.php",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("ended without calling spindle_handle_request()"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flush_streams_in_worker_mode() {
+    let s = worker_server(&[]);
+    let dir = support::TempDir::new("worker-stream");
+    let flag = dir.path().join("seen-first");
+    let path = format!("/events?do=stream&flag={}", flag.display());
+    let started = Instant::now();
+    let (mut conn, head) = support::in_flight(s.addr, &path, "data: first\n\n");
+    // The second event waits for this file: the first one came on its own.
+    assert!(started.elapsed() < Duration::from_secs(8));
+    std::fs::write(&flag, b"").unwrap();
+    let mut all = head;
+    all.extend(support::read_until_closed(&mut conn));
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.contains("text/event-stream"), "{all}");
+    assert!(all.contains("data: second\n\n"), "{all}");
+    // The loop goes on after a stream.
+    let after = seen(&get(&s, "/after").1);
+    assert_eq!(after["get"], serde_json::json!([]));
+}
+
+#[test]
+fn frankenphp_handle_request_is_the_same_function() {
+    let dir = support::TempDir::new("worker-franken");
+    std::fs::write(
+        dir.path().join("index.php"),
+        "<?php\n$n = 0;\nwhile (frankenphp_handle_request(function () use (&$n) { echo ++$n, ' ', $_SERVER['REQUEST_URI'], \"\\n\"; })) {}\n",
+    )
+    .unwrap();
+    let s = Server::start_in(dir.path(), &["--workers", "1", "--worker", "index.php"]);
+    assert_eq!(get(&s, "/one"), (200, "1 /one\n".into()));
+    assert_eq!(get(&s, "/two?x"), (200, "2 /two?x\n".into()));
+}
+
+#[test]
+fn classic_requests_cannot_call_the_loop() {
+    let dir = support::TempDir::new("worker-classic");
+    std::fs::write(
+        dir.path().join("index.php"),
+        "<?php\ntry { spindle_handle_request(fn () => 1); } catch (RuntimeException $e) { echo $e->getMessage(); }\n",
+    )
+    .unwrap();
+    let s = Server::start_in(dir.path(), &["--workers", "1"]);
+    let (status, body) = get(&s, "/index.php");
+    assert_eq!(status, 200);
+    assert!(body.contains("works only in a worker script"), "{body}");
+}
