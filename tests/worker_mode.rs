@@ -457,3 +457,28 @@ fn classic_requests_cannot_call_the_loop() {
     assert_eq!(status, 200);
     assert!(body.contains("works only in a worker script"), "{body}");
 }
+
+#[test]
+fn max_requests_recycles_the_script_and_metrics_count_boots() {
+    let s = worker_server(&["--max-requests", "3", "--admin-listen", "127.0.0.1:0"]);
+    let first: Vec<Value> = (0..3).map(|i| seen(&get(&s, &format!("/{i}")).1)).collect();
+    same_boot(&first[0], &first[1]);
+    same_boot(&first[1], &first[2]);
+    let after = next_boot(&s, &first[0]["pid"]);
+    assert_eq!(after["handled"], 1, "a fresh boot after --max-requests");
+    s.wait_for_metric(
+        "spindle_worker_script_boots_total",
+        2.0,
+        Duration::from_secs(5),
+    );
+    s.wait_for_metric(
+        "spindle_worker_script_requests_total",
+        4.0,
+        Duration::from_secs(5),
+    );
+    s.wait_for_metric(
+        "spindle_worker_script_requests_per_boot",
+        2.0,
+        Duration::from_secs(5),
+    );
+}

@@ -30,6 +30,9 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(zygote: Zygote, php: PhpSettings, metrics: Arc<Metrics>) -> Arc<Supervisor> {
+        if php.worker.is_some() {
+            let _ = metrics.worker_script.set(Default::default());
+        }
         Arc::new(Supervisor {
             zygote: RwLock::new(Arc::new(zygote)),
             generation: watch::Sender::new(0),
