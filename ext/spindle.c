@@ -7,6 +7,7 @@
  * Rust (src/php, src/worker).
  */
 #include "spindle.h"
+#include "internal.h"
 
 #include <main/php.h>
 #include <main/SAPI.h>
@@ -18,7 +19,6 @@
 #include <Zend/zend_ini_scanner.h>
 #include <Zend/zend_smart_str.h>
 #include <ext/spl/spl_exceptions.h>
-#include <ext/standard/basic_functions.h>
 #include <ext/standard/info.h>
 
 #include <dirent.h>
@@ -40,8 +40,8 @@
  */
 static const char sapi_name[] = "fpm-fcgi";
 
-static __thread const spindle_callbacks *cb;
-static __thread const spindle_request *current;
+__thread const spindle_callbacks *spindle_cb;
+__thread const spindle_request *spindle_current;
 /* The script called header("Content-Type: ...") in this request. */
 static __thread int content_type_set;
 static char *startup_ini_entries;
@@ -52,7 +52,7 @@ extern PHPAPI char *php_ini_scanned_path;
 
 static size_t sapi_spindle_ub_write(const char *str, size_t len)
 {
-    if (cb && !cb->write(cb->ctx, str, len)) {
+    if (spindle_cb && !spindle_cb->write(spindle_cb->ctx, str, len)) {
         /* The client is gone: PHP marks the connection aborted and, unless
          * ignore_user_abort() is set, ends the script (shutdown functions
          * still run), exactly as under FPM. */
@@ -104,14 +104,14 @@ static void drain_default_buffer(void)
 static void sapi_spindle_flush(void *server_context)
 {
     (void)server_context;
-    if (!cb || !current) {
+    if (!spindle_cb || !spindle_current) {
         return;
     }
     drain_default_buffer();
     if (!SG(headers_sent)) {
         sapi_send_headers();
     }
-    if (!cb->flush(cb->ctx)) {
+    if (!spindle_cb->flush(spindle_cb->ctx)) {
         php_handle_aborted_connection();
     }
 }
@@ -133,46 +133,46 @@ static int sapi_spindle_header_handler(sapi_header_struct *header, sapi_header_o
 
 static int sapi_spindle_send_headers(sapi_headers_struct *headers)
 {
-    if (!cb) {
+    if (!spindle_cb) {
         return SAPI_HEADER_SENT_SUCCESSFULLY;
     }
     zend_llist_position pos;
     sapi_header_struct *h = zend_llist_get_first_ex(&headers->headers, &pos);
     while (h) {
-        cb->header(cb->ctx, h->header, h->header_len);
+        spindle_cb->header(spindle_cb->ctx, h->header, h->header_len);
         h = zend_llist_get_next_ex(&headers->headers, &pos);
     }
-    cb->headers_done(cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
+    spindle_cb->headers_done(spindle_cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
                      !content_type_set);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
 }
 
 static size_t sapi_spindle_read_post(char *buf, size_t len)
 {
-    return cb ? cb->read_body(cb->ctx, buf, len) : 0;
+    return spindle_cb ? spindle_cb->read_body(spindle_cb->ctx, buf, len) : 0;
 }
 
 static char *sapi_spindle_read_cookies(void)
 {
     /* PHP copies the string before parsing it. */
-    return current ? (char *)current->cookie.ptr : NULL;
+    return spindle_current ? (char *)spindle_current->cookie.ptr : NULL;
 }
 
 static void sapi_spindle_register_variables(zval *track_vars_array)
 {
-    if (!current) {
+    if (!spindle_current) {
         return;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         php_register_variable_safe(kv->key.ptr, kv->value.ptr, kv->value.len, track_vars_array);
     }
 }
 
 static void sapi_spindle_log_message(const char *msg, int syslog_level)
 {
-    if (cb) {
-        cb->log(cb->ctx, msg, strlen(msg), syslog_level);
+    if (spindle_cb) {
+        spindle_cb->log(spindle_cb->ctx, msg, strlen(msg), syslog_level);
     } else {
         /* Module startup, before any worker exists: stderr is the log. */
         fprintf(stderr, "php: %s\n", msg);
@@ -181,10 +181,10 @@ static void sapi_spindle_log_message(const char *msg, int syslog_level)
 
 static zend_result sapi_spindle_get_request_time(double *request_time)
 {
-    if (!current) {
+    if (!spindle_current) {
         return FAILURE;
     }
-    *request_time = current->request_time;
+    *request_time = spindle_current->request_time;
     return SUCCESS;
 }
 
@@ -192,11 +192,11 @@ static char *sapi_spindle_getenv(const char *name, size_t name_len)
 {
     /* As under FPM, getenv() sees the request's variables first; PHP falls
      * back to the process environment when this returns NULL. */
-    if (!current) {
+    if (!spindle_current) {
         return NULL;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         if (kv->key.len == name_len && memcmp(kv->key.ptr, name, name_len) == 0) {
             return (char *)kv->value.ptr;
         }
@@ -241,13 +241,13 @@ PHP_FUNCTION(tokio_request_heartbeat)
     Z_PARAM_OPTIONAL
     Z_PARAM_LONG(secs)
     ZEND_PARSE_PARAMETERS_END();
-    RETURN_BOOL(cb && secs > 0 && cb->heartbeat(cb->ctx, (int64_t)secs));
+    RETURN_BOOL(spindle_cb && secs > 0 && spindle_cb->heartbeat(spindle_cb->ctx, (int64_t)secs));
 }
 
 PHP_FUNCTION(tokio_finish_request)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    if (!cb) {
+    if (!spindle_cb) {
         RETURN_FALSE;
     }
     /* As FPM's fastcgi_finish_request(): end every output buffer so their
@@ -257,19 +257,19 @@ PHP_FUNCTION(tokio_finish_request)
     if (!SG(headers_sent)) {
         sapi_send_headers();
     }
-    RETURN_BOOL(cb->finish_request(cb->ctx));
+    RETURN_BOOL(spindle_cb->finish_request(spindle_cb->ctx));
 }
 
 PHP_FUNCTION(tokio_request_id)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    RETURN_LONG(cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+    RETURN_LONG(spindle_cb ? (zend_long)spindle_cb->request_id(spindle_cb->ctx) : 0);
 }
 
 PHP_FUNCTION(tokio_worker_id)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    RETURN_LONG(cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+    RETURN_LONG(spindle_cb ? (zend_long)spindle_cb->worker_id(spindle_cb->ctx) : 0);
 }
 
 PHP_FUNCTION(tokio_server_info)
@@ -279,9 +279,9 @@ PHP_FUNCTION(tokio_server_info)
     add_assoc_string(return_value, "server", "Spindle");
     add_assoc_string(return_value, "version", SPINDLE_VERSION);
     add_assoc_string(return_value, "sapi", (char *)sapi_name);
-    add_assoc_long(return_value, "worker_id", cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+    add_assoc_long(return_value, "worker_id", spindle_cb ? (zend_long)spindle_cb->worker_id(spindle_cb->ctx) : 0);
     add_assoc_long(return_value, "worker_pid", (zend_long)getpid());
-    add_assoc_long(return_value, "request_id", cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+    add_assoc_long(return_value, "request_id", spindle_cb ? (zend_long)spindle_cb->request_id(spindle_cb->ctx) : 0);
 }
 
 
@@ -362,7 +362,7 @@ PHP_FUNCTION(spindle_publish)
     Z_PARAM_STR_OR_NULL(type)
     Z_PARAM_LONG_OR_NULL(retry, retry_null)
     ZEND_PARSE_PARAMETERS_END();
-    if (!cb) {
+    if (!spindle_cb) {
         zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
         RETURN_THROWS();
     }
@@ -377,7 +377,7 @@ PHP_FUNCTION(spindle_publish)
     u.has_retry = !retry_null;
     u.retry = (int64_t)retry;
     spindle_str result = {NULL, 0};
-    int ok = cb->publish(cb->ctx, &u, &result);
+    int ok = spindle_cb->publish(spindle_cb->ctx, &u, &result);
     efree((void *)u.topics.ptr);
     if (!ok) {
         throw_runtime(result);
@@ -390,11 +390,11 @@ PHP_FUNCTION(spindle_publish)
 static spindle_str request_last_event_id(void)
 {
     spindle_str none = {NULL, 0};
-    if (!current) {
+    if (!spindle_current) {
         return none;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         if (kv->key.len == 18 && memcmp(kv->key.ptr, "HTTP_LAST_EVENT_ID", 18) == 0) {
             return kv->value;
         }
@@ -411,7 +411,7 @@ PHP_FUNCTION(spindle_subscribe)
     Z_PARAM_OPTIONAL
     Z_PARAM_ARRAY_HT(options)
     ZEND_PARSE_PARAMETERS_END();
-    if (!cb) {
+    if (!spindle_cb) {
         zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
         RETURN_THROWS();
     }
@@ -470,7 +470,7 @@ PHP_FUNCTION(spindle_subscribe)
         goto fail;
     }
     spindle_str result = {NULL, 0};
-    int ok = cb->subscribe(cb->ctx, &h, &result);
+    int ok = spindle_cb->subscribe(spindle_cb->ctx, &h, &result);
     efree((void *)h.topics.ptr);
     if (h.private_topics.ptr) {
         efree((void *)h.private_topics.ptr);
@@ -489,8 +489,6 @@ fail:
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_spindle_handle_request, 0, 1, _IS_BOOL, 0)
 ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
 ZEND_END_ARG_INFO()
-
-PHP_FUNCTION(spindle_handle_request);
 
 static const zend_function_entry spindle_functions[] = {
     ZEND_FE(tokio_request_heartbeat, arginfo_tokio_request_heartbeat)
@@ -690,7 +688,7 @@ void spindle_php_shutdown(void)
 
 void spindle_set_callbacks(const spindle_callbacks *callbacks)
 {
-    cb = callbacks;
+    spindle_cb = callbacks;
 }
 
 const char *spindle_sapi_name(void)
@@ -699,9 +697,9 @@ const char *spindle_sapi_name(void)
 }
 
 /* Points PHP's request globals at `req`, before sapi_activate() reads them. */
-static void set_request_info(const spindle_request *req)
+void spindle_set_request_info(const spindle_request *req)
 {
-    current = req;
+    spindle_current = req;
     content_type_set = 0;
     SG(server_context) = (void *)req;
     SG(request_info).request_method = req->method.ptr;
@@ -727,10 +725,10 @@ int spindle_execute(const spindle_request *req)
 {
     int result = 0;
 
-    set_request_info(req);
+    spindle_set_request_info(req);
     if (php_request_startup() == FAILURE) {
         SG(server_context) = NULL;
-        current = NULL;
+        spindle_current = NULL;
         return SPINDLE_EXEC_STARTUP_FAILED;
     }
     EG(exit_status) = 0;
@@ -750,290 +748,6 @@ int spindle_execute(const spindle_request *req)
     }
 
     SG(server_context) = NULL;
-    current = NULL;
-    return result;
-}
-
-/* ---- Worker mode: spindle_handle_request() ---- */
-
-/*
- * The worker script runs as one long request whose executor (globals,
- * objects, classes, OPcache'd code) lives as long as the process. Each
- * request it handles gets the per-request layers of php_request_startup()
- * and php_request_shutdown() around the handler: output layer, SAPI state
- * (headers, status, body, uploads), superglobals, ini values, shutdown
- * functions, and the modules that keep request state of their own (session,
- * filter). Between requests the script is back in its boot state: its own
- * $_SERVER, output going to the log. What cannot be undone this way (a
- * fatal error, exit(), a client abort that unwound the handler) ends the
- * script, and with it the process: the master starts a fresh one.
- * docs/architecture.md ("Worker mode") has the reasoning.
- */
-
-/* The worker script's own request while it runs, else NULL. */
-static const spindle_request *boot_request;
-/* A handler is running: spindle_handle_request() is not re-entrant. */
-static int handling;
-/* ini values set at boot became the baseline requests are reset to. */
-static int boot_ini_committed;
-
-/* Modules whose request state PHP keeps in module globals: their RSHUTDOWN
- * and RINIT run around each request. The session module is the one that
- * matters (FrankenPHP's GHSA-v3ph-cgqh-r8p5 leaked a session id across
- * requests); filter keeps copies of the request's input arrays. */
-static const char *const request_modules[] = {"session", "filter", NULL};
-
-static void modules_request(int startup)
-{
-    for (const char *const *name = request_modules; *name; name++) {
-        zend_module_entry *m = zend_hash_str_find_ptr(&module_registry, *name, strlen(*name));
-        if (!m) {
-            continue;
-        }
-        if (startup && m->request_startup_func) {
-            m->request_startup_func(m->type, m->module_number);
-        } else if (!startup && m->request_shutdown_func) {
-            m->request_shutdown_func(m->type, m->module_number);
-        }
-    }
-}
-
-/*
- * ini_set() calls made while the script booted become the values every
- * request starts from: the entries are marked unmodified with their boot
- * value as the original, so zend_ini_deactivate() after a request restores
- * them instead of php.ini's.
- */
-static void commit_boot_ini(void)
-{
-    if (!EG(modified_ini_directives)) {
-        return;
-    }
-    zend_ini_entry *e;
-    ZEND_HASH_MAP_FOREACH_PTR(EG(modified_ini_directives), e)
-    {
-        /* The php.ini value (orig_value) is owned by module startup's
-         * memory and shared with the zygote's other children: left as is. */
-        e->orig_value = NULL;
-        e->modified = 0;
-        e->modifiable = e->orig_modifiable;
-    }
-    ZEND_HASH_FOREACH_END();
-    zend_hash_destroy(EG(modified_ini_directives));
-    FREE_HASHTABLE(EG(modified_ini_directives));
-    EG(modified_ini_directives) = NULL;
-}
-
-static void clear_last_error(void)
-{
-    if (PG(last_error_message)) {
-        zend_string_release(PG(last_error_message));
-        PG(last_error_message) = NULL;
-    }
-    if (PG(last_error_file)) {
-        zend_string_release(PG(last_error_file));
-        PG(last_error_file) = NULL;
-    }
-    PG(last_error_type) = 0;
-    PG(last_error_lineno) = 0;
-}
-
-/* The per-request half of php_request_shutdown(): the executor stays. */
-static void end_request_state(void)
-{
-    zend_try { php_output_end_all(); }
-    zend_end_try();
-    zend_try { modules_request(0); }
-    zend_end_try();
-    /* $_SESSION is a reference to the session module's array: the module's
-     * RSHUTDOWN drops its own, the symbol table would keep the data. */
-    zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
-    zend_try { php_output_deactivate(); }
-    zend_end_try();
-    /* php://input's temporary stream is a resource of the request; the
-     * executor that would free it never ends. */
-    if (SG(request_info).request_body) {
-        php_stream_close(SG(request_info).request_body);
-        SG(request_info).request_body = NULL;
-    }
-    zend_try { sapi_deactivate(); }
-    zend_end_try();
-    /* sapi_deactivate() freed these without forgetting them. */
-    SG(request_info).auth_user = NULL;
-    SG(request_info).auth_password = NULL;
-    SG(request_info).auth_digest = NULL;
-    SG(request_info).content_type_dup = NULL;
-    SG(request_info).current_user = NULL;
-    if (boot_ini_committed) {
-        zend_ini_deactivate();
-    } else {
-        commit_boot_ini();
-        boot_ini_committed = 1;
-    }
-    clear_last_error();
-}
-
-/* The per-request half of php_request_startup(), for `req`. */
-static int begin_request_state(const spindle_request *req, const spindle_callbacks *callbacks)
-{
-    int rc = SUCCESS;
-    cb = callbacks;
-    set_request_info(req);
-    zend_try
-    {
-        php_output_activate();
-        PG(header_is_being_sent) = 0;
-        PG(connection_status) = PHP_CONNECTION_NORMAL;
-        sapi_activate();
-        if (PG(expose_php)) {
-            sapi_add_header(SAPI_PHP_VERSION_HEADER, sizeof(SAPI_PHP_VERSION_HEADER) - 1, 1);
-        }
-        if (PG(output_handler) && PG(output_handler)[0]) {
-            zval oh;
-            ZVAL_STRING(&oh, PG(output_handler));
-            php_output_start_user(&oh, 0, PHP_OUTPUT_HANDLER_STDFLAGS);
-            zval_ptr_dtor(&oh);
-        } else if (PG(output_buffering)) {
-            php_output_start_user(NULL, PG(output_buffering) > 1 ? PG(output_buffering) : 0,
-                                  PHP_OUTPUT_HANDLER_STDFLAGS);
-        } else if (PG(implicit_flush)) {
-            php_output_set_implicit_flush(1);
-        }
-        /* $_FILES is only ever added to by the POST parser: start empty. */
-        zval_ptr_dtor_nogc(&PG(http_globals)[TRACK_VARS_FILES]);
-        ZVAL_UNDEF(&PG(http_globals)[TRACK_VARS_FILES]);
-        zend_auto_global *ag;
-        ZEND_HASH_MAP_FOREACH_PTR(CG(auto_globals), ag)
-        {
-            if (ag->name == ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_ENV)) {
-                continue; /* the environment does not change */
-            }
-            if (ag->name == ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_SERVER) ||
-                (ag->name == ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_REQUEST) &&
-                 zend_hash_exists(&EG(symbol_table), ag->name)) ||
-                (!ag->jit && ag->auto_global_callback)) {
-                /* $_GET, $_POST, $_COOKIE, $_FILES, $_SERVER, and $_REQUEST
-                 * once compiled code uses it (else its JIT arming fills it
-                 * when code that does is compiled). $GLOBALS is the
-                 * script's own. */
-                ag->armed = ag->auto_global_callback(ag->name);
-            }
-        }
-        ZEND_HASH_FOREACH_END();
-        modules_request(1);
-        SG(sapi_started) = 1;
-    }
-    zend_catch { rc = FAILURE; }
-    zend_end_try();
-    EG(exit_status) = 0;
-    return rc;
-}
-
-/* What spindle_handle_request() hands to next_request's run. */
-struct handler_call {
-    zend_fcall_info *fci;
-    zend_fcall_info_cache *fcc;
-    int bailed; /* a fatal error (or an abort) unwound the handler */
-    int exited; /* the handler called exit() */
-};
-
-static int run_handler(void *arg, const spindle_request *req, const spindle_callbacks *callbacks)
-{
-    struct handler_call *call = arg;
-    const spindle_callbacks *boot_cb = cb;
-    int result = 0;
-
-    end_request_state();
-    if (begin_request_state(req, callbacks) == FAILURE) {
-        result = SPINDLE_EXEC_STARTUP_FAILED;
-    } else {
-        /* Shutdown functions registered by this request run at its end;
-         * the boot's wait for the script's. */
-        HashTable *boot_shutdown = BG(user_shutdown_function_names);
-        BG(user_shutdown_function_names) = NULL;
-        zend_execute_data *frame = EG(current_execute_data);
-        zend_set_timeout(INI_INT("max_execution_time"), 0);
-        handling = 1;
-        zend_try
-        {
-            zval retval;
-            ZVAL_UNDEF(&retval);
-            call->fci->retval = &retval;
-            call->fci->params = NULL;
-            call->fci->param_count = 0;
-            zend_call_function(call->fci, call->fcc);
-            zval_ptr_dtor(&retval);
-            if (EG(exception)) {
-                if (zend_is_unwind_exit(EG(exception)) || zend_is_graceful_exit(EG(exception))) {
-                    zend_clear_exception();
-                    call->exited = 1;
-                } else {
-                    /* As a classic script's uncaught exception: "PHP Fatal
-                     * error: Uncaught ..." logged, 500 unless output was
-                     * sent, exit status 255; E_DONT_BAIL keeps the loop. */
-                    zend_exception_error(EG(exception), E_ERROR);
-                }
-            }
-        }
-        zend_catch
-        {
-            EG(current_execute_data) = frame;
-            call->bailed = 1;
-        }
-        zend_end_try();
-        handling = 0;
-        php_call_shutdown_functions();
-        if (EG(exception)) {
-            zend_exception_error(EG(exception), E_ERROR);
-        }
-        php_free_shutdown_functions();
-        BG(user_shutdown_function_names) = boot_shutdown;
-        zend_unset_timeout();
-        if (EG(exit_status) == 255 || call->bailed) {
-            result |= SPINDLE_EXEC_FATAL;
-        }
-    }
-    end_request_state();
-    begin_request_state(boot_request, boot_cb);
-    return result;
-}
-
-PHP_FUNCTION(spindle_handle_request)
-{
-    zend_fcall_info fci;
-    zend_fcall_info_cache fcc;
-    ZEND_PARSE_PARAMETERS_START(1, 1)
-    Z_PARAM_FUNC(fci, fcc)
-    ZEND_PARSE_PARAMETERS_END();
-    if (!boot_request || !cb || !cb->next_request) {
-        zend_throw_exception(spl_ce_RuntimeException,
-                             "spindle_handle_request() works only in a worker script (spindle serve --worker)", 0);
-        RETURN_THROWS();
-    }
-    if (handling) {
-        zend_throw_exception(spl_ce_RuntimeException, "spindle_handle_request() called from its own handler", 0);
-        RETURN_THROWS();
-    }
-    /* Waiting for a request is not execution time. */
-    zend_unset_timeout();
-    struct handler_call call = {&fci, &fcc, 0, 0};
-    int served = cb->next_request(cb->ctx, run_handler, &call);
-    if (call.bailed) {
-        /* The handler's frames were abandoned mid-way: end the script as
-         * PHP ends a fatal one; the worker process goes with it. */
-        zend_bailout();
-    }
-    if (call.exited) {
-        zend_throw_unwind_exit();
-        RETURN_THROWS();
-    }
-    RETURN_BOOL(served);
-}
-
-int spindle_execute_worker(const spindle_request *boot)
-{
-    boot_request = boot;
-    int result = spindle_execute(boot);
-    boot_request = NULL;
+    spindle_current = NULL;
     return result;
 }

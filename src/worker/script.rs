@@ -55,6 +55,9 @@ impl BootRequest {
                 (&b"SCRIPT_FILENAME\0"[..], &self.filename[..]),
                 (&b"SCRIPT_NAME\0"[..], &self.name[..]),
                 (&b"PHP_SELF\0"[..], &self.name[..]),
+                // Symfony Runtime's FrankenPHP runner chooses its worker
+                // loop by this variable.
+                (&b"FRANKENPHP_WORKER\0"[..], &b"1\0"[..]),
             ],
             request_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
