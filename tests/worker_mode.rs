@@ -482,3 +482,96 @@ fn max_requests_recycles_the_script_and_metrics_count_boots() {
         Duration::from_secs(5),
     );
 }
+
+/// A docroot whose worker script answers the version it read at boot.
+fn versioned_docroot(version: &str) -> support::TempDir {
+    let dir = support::TempDir::new("worker-reload");
+    std::fs::write(
+        dir.path().join("worker.php"),
+        "<?php\n$version = require __DIR__ . '/version.php';\nwhile (spindle_handle_request(function () use ($version) { echo $version; })) {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("version.php"),
+        format!("<?php return '{version}';\n"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_reload_boots_new_code_without_failing_a_request() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let dir = versioned_docroot("v1");
+    let s = Arc::new(Server::start_in(
+        dir.path(),
+        &["--workers", "2", "--worker", "worker.php"],
+    ));
+    assert_eq!(get(&s, "/"), (200, "v1".into()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, stop, failed, served) =
+                (s.clone(), stop.clone(), failed.clone(), served.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match client().get(s.url("/")).send() {
+                        Ok(r) if r.status() == 200 => {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // New code, then SIGHUP: every worker boots it, between requests.
+    std::fs::write(dir.path().join("version.php"), "<?php return 'v2';\n").unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut streak = 0;
+    while streak < 6 {
+        assert!(Instant::now() < end, "never all v2; log:\n{}", s.log());
+        if get(&s, "/").1 == "v2" {
+            streak += 1;
+        } else {
+            streak = 0;
+        }
+    }
+    // Broken code: the reload is refused, v2 keeps serving.
+    std::fs::write(dir.path().join("version.php"), "<?php syntax error here\n").unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        s.wait_for_log("reload failed", Duration::from_secs(10)),
+        "{}",
+        s.log()
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert_eq!(get(&s, "/"), (200, "v2".into()));
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+}
+
+#[test]
+fn a_client_that_leaves_mid_stream_frees_the_worker() {
+    let s = worker_server(&[]);
+    let before = seen(&get(&s, "/a").1);
+    let (conn, _) = support::in_flight(s.addr, "/events?do=forever", "data: 1\n\n");
+    drop(conn);
+    // The handler is unwound at its next flush (ignore_user_abort is off),
+    // so the process is replaced by a fresh boot well before the 10 s the
+    // stream would last.
+    let started = Instant::now();
+    let after = next_boot(&s, &before["pid"]);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(after["handled"], 1);
+}

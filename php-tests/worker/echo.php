@@ -46,6 +46,15 @@ $handler = function () use (&$handled, &$last_upload) {
             }
             echo "data: second\n\n";
             return;
+        case 'forever':
+            // Streams until the client leaves (at most 10 s).
+            header('Content-Type: text/event-stream');
+            for ($i = 0; $i < 200; $i++) {
+                echo "data: $i\n\n";
+                flush();
+                usleep(50000);
+            }
+            return;
         case 'pollute':
             $_SERVER['LEAK'] = 'server';
             $_GET['leak'] = 'get';
