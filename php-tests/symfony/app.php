@@ -25,6 +25,10 @@ use Symfony\Component\Routing\Route;
 use Symfony\Component\Routing\RouteCollection;
 
 $routes = new RouteCollection();
+// The benchmark's route (bench/worker.sh): /index.php has path info "/".
+$routes->add('home', new Route('/', ['_controller' => function () {
+    return new Response('Hello, World!', 200, ['Content-Type' => 'text/plain']);
+}]));
 $routes->add('hello', new Route('/hello/{name}', ['_controller' => function (string $name) {
     return new Response('Hello ' . $name . "\n", 200, ['Content-Type' => 'text/plain']);
 }]));
