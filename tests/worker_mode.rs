@@ -575,3 +575,46 @@ fn a_client_that_leaves_mid_stream_frees_the_worker() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(after["handled"], 1);
 }
+
+#[test]
+fn the_worker_script_comes_from_toml_or_the_environment() {
+    let docroot = support::fixtures().join("symfony");
+    let dir = support::TempDir::new("worker-config");
+    let toml = dir.path().join("spindle.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "docroot = {:?}\nworker = \"worker.php\"\nworkers = 1\nlisten = \"127.0.0.1:0\"\n",
+            docroot.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_args(
+        &[
+            "serve".into(),
+            "--config".into(),
+            toml.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(get(&s, "/hello/toml"), (200, "Hello toml\n".into()));
+    let s = Server::start_args(
+        &[
+            "serve".into(),
+            docroot.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--workers".into(),
+            "1".into(),
+        ],
+        &[("SPINDLE_WORKER", "worker.php")],
+    );
+    assert_eq!(get(&s, "/hello/env"), (200, "Hello env\n".into()));
+    let (ok, err) = support::run_to_exit(&[
+        "serve",
+        docroot.to_str().unwrap(),
+        "--worker",
+        "missing.php",
+    ]);
+    assert!(!ok && err.contains("--worker"), "{err}");
+}
