@@ -12,8 +12,10 @@
 #include <main/php_variables.h>
 #include <Zend/zend_exceptions.h>
 #include <Zend/zend_ini.h>
+#include <Zend/zend_smart_str.h>
 #include <ext/spl/spl_exceptions.h>
 #include <ext/standard/basic_functions.h>
+#include <ext/standard/url_scanner_ex.h>
 
 /*
  * The worker script runs as one long request whose executor (globals,
@@ -83,6 +85,28 @@ static void commit_boot_ini(void)
     EG(modified_ini_directives) = NULL;
 }
 
+/*
+ * output_add_rewrite_var() and session.use_trans_sid keep their state in the
+ * standard module's URL-rewriter globals, which only its RSHUTDOWN clears.
+ * Left as is, the rewriter would count as active after
+ * php_output_deactivate() removed its output handler: later requests'
+ * rewrite variables would be collected (a session id among them) but never
+ * applied until, some day, they were applied all together.
+ */
+static void reset_url_rewriter(url_adapt_state_ex_t *ctx)
+{
+    smart_str_free(&ctx->result);
+    smart_str_free(&ctx->buf);
+    smart_str_free(&ctx->tag);
+    smart_str_free(&ctx->arg);
+    smart_str_free(&ctx->attr_val);
+    smart_str_free(&ctx->form_app);
+    smart_str_free(&ctx->url_app);
+    ctx->active = 0;
+    ctx->tag_type = 0;
+    ctx->attr_type = 0;
+}
+
 static void clear_last_error(void)
 {
     if (PG(last_error_message)) {
@@ -109,6 +133,8 @@ static void end_request_state(void)
     zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
     zend_try { php_output_deactivate(); }
     zend_end_try();
+    reset_url_rewriter(&BG(url_adapt_session_ex));
+    reset_url_rewriter(&BG(url_adapt_output_ex));
     /* php://input's temporary stream is a resource of the request; the
      * executor that would free it never ends. */
     if (SG(request_info).request_body) {

@@ -618,3 +618,22 @@ fn the_worker_script_comes_from_toml_or_the_environment() {
     ]);
     assert!(!ok && err.contains("--worker"), "{err}");
 }
+
+/// output_add_rewrite_var() (and session.use_trans_sid, which uses the same
+/// rewriter) keeps state in the standard module's globals: it must neither
+/// carry into the next request nor stop working after the first.
+#[test]
+fn url_rewrite_variables_are_the_requests_own() {
+    let s = worker_server(&[]);
+    let (_, first) = get(&s, "/a?do=rewrite&v=leak");
+    assert!(first.contains(r#"name="leak""#), "{first}");
+    let (_, second) = get(&s, "/b?do=rewrite&v=other");
+    assert!(second.contains(r#"name="other""#), "still works: {second}");
+    assert!(!second.contains(r#"name="leak""#), "{second}");
+    let (_, third) = get(&s, "/c?do=rewrite");
+    assert!(
+        third.starts_with("<form action=\"page.php\"></form>\n"),
+        "{third}"
+    );
+    same_boot(&seen(&first), &seen(&second));
+}

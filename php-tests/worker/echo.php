@@ -85,6 +85,12 @@ $handler = function () use (&$handled, &$last_upload) {
         case 'resume':
             session_start();
             break;
+        case 'rewrite':
+            if (isset($_GET['v'])) {
+                output_add_rewrite_var($_GET['v'], 'yes');
+            }
+            echo '<form action="page.php"></form>', "\n";
+            break;
         case 'upload':
             $last_upload = $_FILES['up']['tmp_name'] ?? null;
             break;
