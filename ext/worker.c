@@ -15,7 +15,10 @@
 #include <Zend/zend_smart_str.h>
 #include <ext/spl/spl_exceptions.h>
 #include <ext/standard/basic_functions.h>
+#include <ext/standard/php_filestat.h>
 #include <ext/standard/url_scanner_ex.h>
+
+#include <sys/stat.h>
 
 /*
  * The worker script runs as one long request whose executor (globals,
@@ -107,6 +110,34 @@ static void reset_url_rewriter(url_adapt_state_ex_t *ctx)
     ctx->attr_type = 0;
 }
 
+/*
+ * What the standard module's RSHUTDOWN undoes in the process itself, which
+ * outlives the request here: putenv() values (each entry's destructor puts
+ * the previous value back), umask(), and the stat cache (a file another
+ * process changed since would otherwise answer stale to the next request).
+ * At the first request, the boot's putenv() and umask() are kept instead,
+ * as its ini values are.
+ */
+static void reset_process_state(int keep_boot_values)
+{
+    if (keep_boot_values) {
+        /* Forget the entries without restoring; their strings stay, since
+         * the environment points into them. */
+        dtor_func_t restore = BG(putenv_ht).pDestructor;
+        BG(putenv_ht).pDestructor = NULL;
+        zend_hash_clean(&BG(putenv_ht));
+        BG(putenv_ht).pDestructor = restore;
+        BG(umask) = -1;
+    } else {
+        zend_hash_clean(&BG(putenv_ht));
+        if (BG(umask) != -1) {
+            umask((mode_t)BG(umask));
+            BG(umask) = -1;
+        }
+    }
+    php_clear_stat_cache(0, NULL, 0);
+}
+
 static void clear_last_error(void)
 {
     if (PG(last_error_message)) {
@@ -149,6 +180,7 @@ static void end_request_state(void)
     SG(request_info).auth_digest = NULL;
     SG(request_info).content_type_dup = NULL;
     SG(request_info).current_user = NULL;
+    reset_process_state(!boot_ini_committed);
     if (boot_ini_committed) {
         zend_ini_deactivate();
     } else {

@@ -637,3 +637,21 @@ fn url_rewrite_variables_are_the_requests_own() {
     );
     same_boot(&seen(&first), &seen(&second));
 }
+
+/// putenv() and umask() change the process, which outlives the request
+/// here: they are put back as after the boot, as PHP-FPM puts them back.
+#[test]
+fn putenv_and_umask_are_restored_to_the_boot_values() {
+    let s = worker_server(&[]);
+    let fresh = seen(&get(&s, "/fresh").1);
+    assert_eq!(fresh["env_boot"], "boot");
+    let first = seen(&get(&s, "/a?do=set").1);
+    assert_eq!(first["env_request"], "first");
+    assert_eq!(first["env_boot"], "changed");
+    assert_eq!(first["umask"], 0o077);
+    let second = seen(&get(&s, "/b").1);
+    same_boot(&first, &second);
+    assert_eq!(second["env_request"], false);
+    assert_eq!(second["env_boot"], "boot", "the boot's putenv() stays");
+    assert_eq!(second["umask"], fresh["umask"]);
+}

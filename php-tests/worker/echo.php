@@ -5,6 +5,7 @@
 
 // Boot: ini values and shutdown functions of the boot belong to the script.
 ini_set('user_agent', 'set-at-boot');
+putenv('SPINDLE_TEST_BOOT_ENV=boot');
 register_shutdown_function(function () {
     echo "boot-shutdown-function-ran\n";
 });
@@ -71,6 +72,9 @@ $handler = function () use (&$handled, &$last_upload) {
             http_response_code(418);
             ini_set('precision', '3');
             ini_set('user_agent', 'set-by-request');
+            putenv('SPINDLE_TEST_REQUEST_ENV=first');
+            putenv('SPINDLE_TEST_BOOT_ENV=changed');
+            umask(0077);
             ob_start();
             echo "buffered-unclosed\n";
             register_shutdown_function(function () {
@@ -115,6 +119,9 @@ $handler = function () use (&$handled, &$last_upload) {
         'ob_level' => ob_get_level(),
         'precision' => ini_get('precision'),
         'user_agent' => ini_get('user_agent'),
+        'env_request' => getenv('SPINDLE_TEST_REQUEST_ENV'),
+        'env_boot' => getenv('SPINDLE_TEST_BOOT_ENV'),
+        'umask' => umask(),
         'session_status' => session_status(),
         'session' => $_SESSION ?? null,
         'session_id' => session_id(),
