@@ -426,6 +426,35 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
     }
 }
 
+/// How long the worker script may take to boot at startup or reload.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Reads the probe's report until it closes the pipe; `None` when that takes
+/// longer than `limit`.
+fn read_report(rx: &mut std::io::PipeReader, limit: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    let end = std::time::Instant::now() + limit;
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => return None,
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+        match rx.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&report).into_owned()),
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Worker mode: boots the worker script in a child (so the zygote's PHP
 /// state stays untouched) and reports whether it reached its request loop.
 fn probe_worker_script(script: &std::path::Path) -> Result<(), String> {
@@ -446,12 +475,31 @@ fn probe_worker_script(script: &std::path::Path) -> Result<(), String> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(tx);
-            let mut report = String::new();
-            let read = std::io::Read::read_to_string(&mut rx, &mut report);
-            let status = waitpid(child, None);
-            match (read, status) {
-                (Ok(_), Ok(WaitStatus::Exited(_, 0))) if report.is_empty() => Ok(()),
-                (Ok(_), Ok(WaitStatus::Exited(_, 0))) => Err(report),
+            let started = std::time::Instant::now();
+            let report = read_report(&mut rx, PROBE_TIMEOUT);
+            let status = if report.is_none() {
+                // A boot that hangs (a database that never answers) must not
+                // hang startup or a reload for ever.
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(format!(
+                    "worker script {} did not reach spindle_handle_request() within {} s",
+                    script.display(),
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            } else {
+                waitpid(child, None)
+            };
+            match (report, status) {
+                (Some(r), Ok(WaitStatus::Exited(_, 0))) if r.is_empty() => {
+                    tracing::info!(
+                        "worker script {} booted in {} ms",
+                        script.display(),
+                        started.elapsed().as_millis()
+                    );
+                    Ok(())
+                }
+                (Some(r), Ok(WaitStatus::Exited(_, 0))) => Err(r),
                 (_, status) => Err(format!(
                     "worker script {} crashed while booting ({status:?})",
                     script.display()
