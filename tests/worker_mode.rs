@@ -655,3 +655,57 @@ fn putenv_and_umask_are_restored_to_the_boot_values() {
     assert_eq!(second["env_boot"], "boot", "the boot's putenv() stays");
     assert_eq!(second["umask"], fresh["umask"]);
 }
+
+/// spindle_subscribe() in a worker script's handler hands the connection
+/// to the hub as in classic mode: the only worker is free at once, and
+/// serves the publish the subscriber then receives.
+#[test]
+fn a_handoff_from_the_handler_frees_the_worker() {
+    use std::io::{Read, Write};
+
+    let dir = support::TempDir::new("worker-hub");
+    std::fs::write(
+        dir.path().join("worker.php"),
+        r#"<?php
+$handler = function () {
+    if ($_SERVER['REQUEST_URI'] === '/sub') {
+        spindle_subscribe('https://example.com/w');
+    } else {
+        echo spindle_publish('https://example.com/w', $_GET['data'] ?? '');
+    }
+};
+while (spindle_handle_request($handler)) {}
+"#,
+    )
+    .unwrap();
+    let s = Server::start_in(
+        dir.path(),
+        &["--hub", "--workers", "1", "--worker", "worker.php"],
+    );
+    let mut tcp = std::net::TcpStream::connect(s.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        tcp,
+        "GET /sub HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // The hub holds the subscriber now; the one worker publishes.
+    let (status, id) = get(&s, "/pub?data=from-the-worker");
+    assert_eq!(status, 200, "{id}");
+    while !String::from_utf8_lossy(&got).contains("data: from-the-worker") {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains(&format!("id: {id}")));
+    // And the loop goes on.
+    assert_eq!(get(&s, "/pub?data=again").0, 200);
+}
