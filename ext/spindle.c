@@ -494,6 +494,7 @@ static const zend_function_entry spindle_functions[] = {
     ZEND_FE(tokio_request_heartbeat, arginfo_tokio_request_heartbeat)
     ZEND_FE(tokio_finish_request, arginfo_tokio_finish_request)
     ZEND_NAMED_FE(fastcgi_finish_request, ZEND_FN(tokio_finish_request), arginfo_tokio_finish_request)
+    ZEND_NAMED_FE(frankenphp_finish_request, ZEND_FN(tokio_finish_request), arginfo_tokio_finish_request)
     ZEND_FE(tokio_request_id, arginfo_tokio_int)
     ZEND_FE(tokio_worker_id, arginfo_tokio_int)
     ZEND_FE(tokio_server_info, arginfo_tokio_server_info)

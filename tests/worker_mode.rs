@@ -436,12 +436,14 @@ fn frankenphp_handle_request_is_the_same_function() {
     let dir = support::TempDir::new("worker-franken");
     std::fs::write(
         dir.path().join("index.php"),
-        "<?php\n$n = 0;\nwhile (frankenphp_handle_request(function () use (&$n) { echo ++$n, ' ', $_SERVER['REQUEST_URI'], \"\\n\"; })) {}\n",
+        "<?php\n$n = 0;\nwhile (frankenphp_handle_request(function () use (&$n) { echo ++$n, ' ', $_SERVER['REQUEST_URI'], \"\\n\"; if (isset($_GET['finish'])) { frankenphp_finish_request(); echo \"discarded\\n\"; } })) {}\n",
     )
     .unwrap();
     let s = Server::start_in(dir.path(), &["--workers", "1", "--worker", "index.php"]);
     assert_eq!(get(&s, "/one"), (200, "1 /one\n".into()));
     assert_eq!(get(&s, "/two?x"), (200, "2 /two?x\n".into()));
+    assert_eq!(get(&s, "/three?finish"), (200, "3 /three?finish\n".into()));
+    assert_eq!(get(&s, "/four"), (200, "4 /four\n".into()));
 }
 
 #[test]
