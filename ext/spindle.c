@@ -56,7 +56,7 @@ static size_t sapi_spindle_ub_write(const char *str, size_t len)
         /* The client is gone: PHP marks the connection aborted and, unless
          * ignore_user_abort() is set, ends the script (shutdown functions
          * still run), exactly as under FPM. */
-        php_handle_aborted_connection();
+        spindle_connection_aborted();
     }
     return len;
 }
@@ -112,7 +112,7 @@ static void sapi_spindle_flush(void *server_context)
         sapi_send_headers();
     }
     if (!spindle_cb->flush(spindle_cb->ctx)) {
-        php_handle_aborted_connection();
+        spindle_connection_aborted();
     }
 }
 

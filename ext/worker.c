@@ -38,6 +38,8 @@
 static const spindle_request *boot_request;
 /* A handler is running: spindle_handle_request() is not re-entrant. */
 static int handling;
+/* The handler is being unwound because its client went away. */
+static int abort_unwinding;
 /* ini values set at boot became the baseline requests are reset to. */
 static int boot_ini_committed;
 
@@ -246,6 +248,28 @@ static int begin_request_state(const spindle_request *req, const spindle_callbac
     return rc;
 }
 
+/*
+ * A client that leaves ends its script unless ignore_user_abort() is set.
+ * PHP does that with a bailout, a longjmp that abandons the handler's frames
+ * and would cost the worker script its process. Inside a handler the same
+ * end comes as exit() does in PHP 8: an unwind_exit "exception" that the VM
+ * unwinds cleanly (frames and their variables released, no catch or finally
+ * runs), which run_handler then takes off so the loop goes on.
+ */
+void spindle_connection_aborted(void)
+{
+    if (!handling || PG(ignore_user_abort) || !EG(current_execute_data)) {
+        php_handle_aborted_connection();
+        return;
+    }
+    PG(connection_status) = PHP_CONNECTION_ABORTED;
+    php_output_set_status(PHP_OUTPUT_DISABLED);
+    if (!EG(exception)) {
+        zend_throw_unwind_exit();
+        abort_unwinding = 1;
+    }
+}
+
 /* What spindle_handle_request() hands to next_request's run. */
 struct handler_call {
     zend_fcall_info *fci;
@@ -271,6 +295,7 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
         zend_execute_data *frame = EG(current_execute_data);
         zend_set_timeout(INI_INT("max_execution_time"), 0);
         handling = 1;
+        abort_unwinding = 0;
         zend_try
         {
             zval retval;
@@ -281,7 +306,10 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
             zend_call_function(call->fci, call->fcc);
             zval_ptr_dtor(&retval);
             if (EG(exception)) {
-                if (zend_is_unwind_exit(EG(exception)) || zend_is_graceful_exit(EG(exception))) {
+                if (abort_unwinding && zend_is_unwind_exit(EG(exception))) {
+                    /* Unwound for a client that left: the loop goes on. */
+                    zend_clear_exception();
+                } else if (zend_is_unwind_exit(EG(exception)) || zend_is_graceful_exit(EG(exception))) {
                     zend_clear_exception();
                     call->exited = 1;
                 } else {
@@ -299,6 +327,7 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
         }
         zend_end_try();
         handling = 0;
+        abort_unwinding = 0;
         php_call_shutdown_functions();
         if (EG(exception)) {
             zend_exception_error(EG(exception), E_ERROR);

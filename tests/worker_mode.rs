@@ -563,19 +563,56 @@ fn a_reload_boots_new_code_without_failing_a_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
 }
 
+/// Waits until `path` holds `want` (bounded).
+fn wait_for_file(path: &std::path::Path, want: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} holds {now:?}, never {want:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
-fn a_client_that_leaves_mid_stream_frees_the_worker() {
+fn a_client_that_leaves_mid_stream_ends_its_request_and_the_loop_goes_on() {
     let s = worker_server(&[]);
+    let dir = support::TempDir::new("worker-abort");
+    let note = dir.path().join("note");
     let before = seen(&get(&s, "/a").1);
-    let (conn, _) = support::in_flight(s.addr, "/events?do=forever", "data: 1\n\n");
+    let path = format!("/events?do=forever&note={}", note.display());
+    let (conn, _) = support::in_flight(s.addr, &path, "data: 1\n\n");
     drop(conn);
-    // The handler is unwound at its next flush (ignore_user_abort is off),
-    // so the process is replaced by a fresh boot well before the 10 s the
-    // stream would last.
-    let started = Instant::now();
-    let after = next_boot(&s, &before["pid"]);
-    assert!(started.elapsed() < Duration::from_secs(8));
-    assert_eq!(after["handled"], 1);
+    // The handler ends at its next flush (ignore_user_abort is off) and its
+    // shutdown function runs with connection_status() ABORTED (1), well
+    // before the 10 s the stream would last; the same boot serves on.
+    wait_for_file(&note, "shutdown:1\n");
+    let after = seen(&get(&s, "/b").1);
+    assert_eq!(after["pid"], before["pid"], "same process");
+    assert_eq!(
+        after["handled"],
+        before["handled"].as_i64().unwrap() + 2,
+        "same boot: the stream, then this"
+    );
+}
+
+#[test]
+fn with_ignore_user_abort_the_handler_sees_connection_aborted() {
+    let s = worker_server(&[]);
+    let dir = support::TempDir::new("worker-ignore");
+    let note = dir.path().join("note");
+    let path = format!("/events?do=forever&ignore=1&note={}", note.display());
+    let (conn, _) = support::in_flight(s.addr, &path, "data: 1\n\n");
+    drop(conn);
+    wait_for_file(&note, "noticed\nshutdown:1\n");
+    let after = seen(&get(&s, "/b").1);
+    assert_eq!(after["handled"], 2, "same boot");
 }
 
 #[test]

@@ -48,11 +48,26 @@ $handler = function () use (&$handled, &$last_upload) {
             echo "data: second\n\n";
             return;
         case 'forever':
-            // Streams until the client leaves (at most 10 s).
+            // Streams until the client leaves (at most 10 s). With a `note`
+            // path, writes there how the request ended.
+            $note = $_GET['note'] ?? '';
+            if (isset($_GET['ignore'])) {
+                ignore_user_abort(true);
+            }
+            register_shutdown_function(function () use ($note) {
+                if ($note !== '') {
+                    file_put_contents($note, 'shutdown:' . connection_status() . "\n", FILE_APPEND);
+                }
+            });
             header('Content-Type: text/event-stream');
             for ($i = 0; $i < 200; $i++) {
                 echo "data: $i\n\n";
                 flush();
+                if (connection_aborted()) {
+                    // Only reached with ignore_user_abort(true).
+                    file_put_contents($note, "noticed\n", FILE_APPEND);
+                    return;
+                }
                 usleep(50000);
             }
             return;
