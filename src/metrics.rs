@@ -81,6 +81,9 @@ pub struct WorkerScriptMetrics {
     pub boots: AtomicU64,
     /// Requests the worker script's handler served.
     pub requests: AtomicU64,
+    /// Microseconds the worker script took to boot in the current zygote's
+    /// trial run (at startup or the last reload).
+    pub boot_us: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -235,6 +238,11 @@ impl Metrics {
                 "spindle_worker_script_requests_total",
                 "Requests served by the worker script's handler.",
                 requests,
+            );
+            let _ = writeln!(
+                o,
+                "# HELP spindle_worker_script_boot_seconds How long the worker script took to boot in its trial run at startup or the last reload.\n# TYPE spindle_worker_script_boot_seconds gauge\nspindle_worker_script_boot_seconds {}",
+                w.boot_us.load(Relaxed) as f64 / 1e6
             );
             let per_boot = if boots == 0 {
                 0.0

@@ -483,6 +483,8 @@ fn max_requests_recycles_the_script_and_metrics_count_boots() {
         2.0,
         Duration::from_secs(5),
     );
+    let boot = s.metric("spindle_worker_script_boot_seconds").unwrap();
+    assert!(boot > 0.0 && boot < 60.0, "{boot}");
 }
 
 /// A docroot whose worker script answers the version it read at boot.

@@ -70,6 +70,9 @@ pub struct Zygote {
     sock: Mutex<OwnedFd>,
     pid: Pid,
     child: Mutex<Option<Child>>,
+    /// Worker mode: how long the worker script took to boot when this
+    /// zygote tried it (see `probe_worker_script`).
+    boot_time: Option<std::time::Duration>,
 }
 
 impl Drop for Zygote {
@@ -180,10 +183,11 @@ impl Zygote {
         })?;
         drop(zygote_end);
         let pid = Pid::from_raw(child.id() as i32);
-        let zygote = Zygote {
+        let mut zygote = Zygote {
             sock: Mutex::new(master_end),
             pid,
             child: Mutex::new(Some(child)),
+            boot_time: None,
         };
         let mut buf = vec![0u8; 4096];
         let r = {
@@ -192,7 +196,10 @@ impl Zygote {
         };
         let mut d = Decoder::new(&buf[..r.len]);
         match d.u8() {
-            Ok(MSG_READY) => Ok(zygote),
+            Ok(MSG_READY) => {
+                zygote.boot_time = d.u64().ok().map(std::time::Duration::from_micros);
+                Ok(zygote)
+            }
             Ok(MSG_FAILED) => Err(ZygoteError {
                 detail: String::from_utf8_lossy(d.str().unwrap_or(b"PHP failed to start"))
                     .into_owned(),
@@ -243,6 +250,12 @@ impl Zygote {
 
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Worker mode: how long the worker script took to boot in this
+    /// zygote's trial run.
+    pub fn boot_time(&self) -> Option<std::time::Duration> {
+        self.boot_time
     }
 
     /// A descriptor that becomes readable once the zygote process has
@@ -349,16 +362,23 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
+    let mut ready = Encoder::with_capacity(16);
+    ready.u8(MSG_READY);
     if let Some(script) = &php.worker {
-        if let Err(why) = probe_worker_script(script) {
-            let mut m = Encoder::default();
-            m.u8(MSG_FAILED).str(why.as_bytes());
-            let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
-            // SAFETY: _exit takes no pointers and never returns.
-            unsafe { libc::_exit(1) }
+        match probe_worker_script(script) {
+            Ok(took) => {
+                ready.u64(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            }
+            Err(why) => {
+                let mut m = Encoder::default();
+                m.u8(MSG_FAILED).str(why.as_bytes());
+                let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
+                // SAFETY: _exit takes no pointers and never returns.
+                unsafe { libc::_exit(1) }
+            }
         }
     }
-    let _ = ipc::send_msg(fd, &[&[MSG_READY]], None, false);
+    let _ = ipc::send_msg(fd, &[ready.as_slice()], None, false);
     let me = nix::unistd::getpid();
     let mut buf = [0u8; 512];
     loop {
@@ -456,8 +476,9 @@ fn read_report(rx: &mut std::io::PipeReader, limit: std::time::Duration) -> Opti
 }
 
 /// Worker mode: boots the worker script in a child (so the zygote's PHP
-/// state stays untouched) and reports whether it reached its request loop.
-fn probe_worker_script(script: &std::path::Path) -> Result<(), String> {
+/// state stays untouched) and reports whether it reached its request loop,
+/// and how long that took.
+fn probe_worker_script(script: &std::path::Path) -> Result<std::time::Duration, String> {
     let (mut rx, tx) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the zygote is single-threaded.
     match unsafe { fork() } {
@@ -492,12 +513,13 @@ fn probe_worker_script(script: &std::path::Path) -> Result<(), String> {
             };
             match (report, status) {
                 (Some(r), Ok(WaitStatus::Exited(_, 0))) if r.is_empty() => {
+                    let took = started.elapsed();
                     tracing::info!(
                         "worker script {} booted in {} ms",
                         script.display(),
-                        started.elapsed().as_millis()
+                        took.as_millis()
                     );
-                    Ok(())
+                    Ok(took)
                 }
                 (Some(r), Ok(WaitStatus::Exited(_, 0))) => Err(r),
                 (_, status) => Err(format!(
