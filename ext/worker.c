@@ -29,8 +29,8 @@
  * functions, and the modules that keep request state of their own (session,
  * filter). Between requests the script is back in its boot state: its own
  * $_SERVER, output going to the log. What cannot be undone this way (a
- * fatal error, exit(), a client abort that unwound the handler) ends the
- * script, and with it the process: the master starts a fresh one.
+ * fatal error's bailout) ends the script, and with it the process: the
+ * master starts a fresh one; so does exit(), which means "stop".
  * docs/architecture.md ("Worker mode") has the reasoning.
  */
 
@@ -40,7 +40,8 @@ static const spindle_request *boot_request;
 static int handling;
 /* The handler is being unwound because its client went away. */
 static int abort_unwinding;
-/* ini values set at boot became the baseline requests are reset to. */
+/* The boot's ini values, putenv() and umask() became the baseline requests
+ * are reset to (at the first request). */
 static int boot_ini_committed;
 
 /* Modules whose request state PHP keeps in module globals: their RSHUTDOWN
