@@ -10,6 +10,8 @@ const PACKAGES: &str = "libphp8.2-embed php8.2-dev libclang-dev clang";
 fn main() {
     println!("cargo:rerun-if-changed=ext/spindle.c");
     println!("cargo:rerun-if-changed=ext/spindle.h");
+    println!("cargo:rerun-if-changed=ext/worker.c");
+    println!("cargo:rerun-if-changed=ext/internal.h");
     println!("cargo:rerun-if-env-changed=PHP_CONFIG");
 
     let php_config = env::var("PHP_CONFIG").unwrap_or_else(|_| "php-config8.2".into());
@@ -34,6 +36,7 @@ fn main() {
     let mut build = cc::Build::new();
     build
         .file("ext/spindle.c")
+        .file("ext/worker.c")
         .include("ext")
         .define("_GNU_SOURCE", None)
         .define(

@@ -7,6 +7,7 @@
  * Rust (src/php, src/worker).
  */
 #include "spindle.h"
+#include "internal.h"
 
 #include <main/php.h>
 #include <main/SAPI.h>
@@ -39,8 +40,8 @@
  */
 static const char sapi_name[] = "fpm-fcgi";
 
-static __thread const spindle_callbacks *cb;
-static __thread const spindle_request *current;
+__thread const spindle_callbacks *spindle_cb;
+__thread const spindle_request *spindle_current;
 /* The script called header("Content-Type: ...") in this request. */
 static __thread int content_type_set;
 static char *startup_ini_entries;
@@ -51,11 +52,11 @@ extern PHPAPI char *php_ini_scanned_path;
 
 static size_t sapi_spindle_ub_write(const char *str, size_t len)
 {
-    if (cb && !cb->write(cb->ctx, str, len)) {
+    if (spindle_cb && !spindle_cb->write(spindle_cb->ctx, str, len)) {
         /* The client is gone: PHP marks the connection aborted and, unless
          * ignore_user_abort() is set, ends the script (shutdown functions
          * still run), exactly as under FPM. */
-        php_handle_aborted_connection();
+        spindle_connection_aborted();
     }
     return len;
 }
@@ -103,15 +104,15 @@ static void drain_default_buffer(void)
 static void sapi_spindle_flush(void *server_context)
 {
     (void)server_context;
-    if (!cb || !current) {
+    if (!spindle_cb || !spindle_current) {
         return;
     }
     drain_default_buffer();
     if (!SG(headers_sent)) {
         sapi_send_headers();
     }
-    if (!cb->flush(cb->ctx)) {
-        php_handle_aborted_connection();
+    if (!spindle_cb->flush(spindle_cb->ctx)) {
+        spindle_connection_aborted();
     }
 }
 
@@ -132,46 +133,46 @@ static int sapi_spindle_header_handler(sapi_header_struct *header, sapi_header_o
 
 static int sapi_spindle_send_headers(sapi_headers_struct *headers)
 {
-    if (!cb) {
+    if (!spindle_cb) {
         return SAPI_HEADER_SENT_SUCCESSFULLY;
     }
     zend_llist_position pos;
     sapi_header_struct *h = zend_llist_get_first_ex(&headers->headers, &pos);
     while (h) {
-        cb->header(cb->ctx, h->header, h->header_len);
+        spindle_cb->header(spindle_cb->ctx, h->header, h->header_len);
         h = zend_llist_get_next_ex(&headers->headers, &pos);
     }
-    cb->headers_done(cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
+    spindle_cb->headers_done(spindle_cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
                      !content_type_set);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
 }
 
 static size_t sapi_spindle_read_post(char *buf, size_t len)
 {
-    return cb ? cb->read_body(cb->ctx, buf, len) : 0;
+    return spindle_cb ? spindle_cb->read_body(spindle_cb->ctx, buf, len) : 0;
 }
 
 static char *sapi_spindle_read_cookies(void)
 {
     /* PHP copies the string before parsing it. */
-    return current ? (char *)current->cookie.ptr : NULL;
+    return spindle_current ? (char *)spindle_current->cookie.ptr : NULL;
 }
 
 static void sapi_spindle_register_variables(zval *track_vars_array)
 {
-    if (!current) {
+    if (!spindle_current) {
         return;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         php_register_variable_safe(kv->key.ptr, kv->value.ptr, kv->value.len, track_vars_array);
     }
 }
 
 static void sapi_spindle_log_message(const char *msg, int syslog_level)
 {
-    if (cb) {
-        cb->log(cb->ctx, msg, strlen(msg), syslog_level);
+    if (spindle_cb) {
+        spindle_cb->log(spindle_cb->ctx, msg, strlen(msg), syslog_level);
     } else {
         /* Module startup, before any worker exists: stderr is the log. */
         fprintf(stderr, "php: %s\n", msg);
@@ -180,10 +181,10 @@ static void sapi_spindle_log_message(const char *msg, int syslog_level)
 
 static zend_result sapi_spindle_get_request_time(double *request_time)
 {
-    if (!current) {
+    if (!spindle_current) {
         return FAILURE;
     }
-    *request_time = current->request_time;
+    *request_time = spindle_current->request_time;
     return SUCCESS;
 }
 
@@ -191,11 +192,11 @@ static char *sapi_spindle_getenv(const char *name, size_t name_len)
 {
     /* As under FPM, getenv() sees the request's variables first; PHP falls
      * back to the process environment when this returns NULL. */
-    if (!current) {
+    if (!spindle_current) {
         return NULL;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         if (kv->key.len == name_len && memcmp(kv->key.ptr, name, name_len) == 0) {
             return (char *)kv->value.ptr;
         }
@@ -240,13 +241,13 @@ PHP_FUNCTION(tokio_request_heartbeat)
     Z_PARAM_OPTIONAL
     Z_PARAM_LONG(secs)
     ZEND_PARSE_PARAMETERS_END();
-    RETURN_BOOL(cb && secs > 0 && cb->heartbeat(cb->ctx, (int64_t)secs));
+    RETURN_BOOL(spindle_cb && secs > 0 && spindle_cb->heartbeat(spindle_cb->ctx, (int64_t)secs));
 }
 
 PHP_FUNCTION(tokio_finish_request)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    if (!cb) {
+    if (!spindle_cb) {
         RETURN_FALSE;
     }
     /* As FPM's fastcgi_finish_request(): end every output buffer so their
@@ -256,19 +257,19 @@ PHP_FUNCTION(tokio_finish_request)
     if (!SG(headers_sent)) {
         sapi_send_headers();
     }
-    RETURN_BOOL(cb->finish_request(cb->ctx));
+    RETURN_BOOL(spindle_cb->finish_request(spindle_cb->ctx));
 }
 
 PHP_FUNCTION(tokio_request_id)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    RETURN_LONG(cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+    RETURN_LONG(spindle_cb ? (zend_long)spindle_cb->request_id(spindle_cb->ctx) : 0);
 }
 
 PHP_FUNCTION(tokio_worker_id)
 {
     ZEND_PARSE_PARAMETERS_NONE();
-    RETURN_LONG(cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+    RETURN_LONG(spindle_cb ? (zend_long)spindle_cb->worker_id(spindle_cb->ctx) : 0);
 }
 
 PHP_FUNCTION(tokio_server_info)
@@ -278,9 +279,9 @@ PHP_FUNCTION(tokio_server_info)
     add_assoc_string(return_value, "server", "Spindle");
     add_assoc_string(return_value, "version", SPINDLE_VERSION);
     add_assoc_string(return_value, "sapi", (char *)sapi_name);
-    add_assoc_long(return_value, "worker_id", cb ? (zend_long)cb->worker_id(cb->ctx) : 0);
+    add_assoc_long(return_value, "worker_id", spindle_cb ? (zend_long)spindle_cb->worker_id(spindle_cb->ctx) : 0);
     add_assoc_long(return_value, "worker_pid", (zend_long)getpid());
-    add_assoc_long(return_value, "request_id", cb ? (zend_long)cb->request_id(cb->ctx) : 0);
+    add_assoc_long(return_value, "request_id", spindle_cb ? (zend_long)spindle_cb->request_id(spindle_cb->ctx) : 0);
 }
 
 
@@ -361,7 +362,7 @@ PHP_FUNCTION(spindle_publish)
     Z_PARAM_STR_OR_NULL(type)
     Z_PARAM_LONG_OR_NULL(retry, retry_null)
     ZEND_PARSE_PARAMETERS_END();
-    if (!cb) {
+    if (!spindle_cb) {
         zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
         RETURN_THROWS();
     }
@@ -376,7 +377,7 @@ PHP_FUNCTION(spindle_publish)
     u.has_retry = !retry_null;
     u.retry = (int64_t)retry;
     spindle_str result = {NULL, 0};
-    int ok = cb->publish(cb->ctx, &u, &result);
+    int ok = spindle_cb->publish(spindle_cb->ctx, &u, &result);
     efree((void *)u.topics.ptr);
     if (!ok) {
         throw_runtime(result);
@@ -389,11 +390,11 @@ PHP_FUNCTION(spindle_publish)
 static spindle_str request_last_event_id(void)
 {
     spindle_str none = {NULL, 0};
-    if (!current) {
+    if (!spindle_current) {
         return none;
     }
-    for (size_t i = 0; i < current->server_vars_len; i++) {
-        const spindle_kv *kv = &current->server_vars[i];
+    for (size_t i = 0; i < spindle_current->server_vars_len; i++) {
+        const spindle_kv *kv = &spindle_current->server_vars[i];
         if (kv->key.len == 18 && memcmp(kv->key.ptr, "HTTP_LAST_EVENT_ID", 18) == 0) {
             return kv->value;
         }
@@ -410,7 +411,7 @@ PHP_FUNCTION(spindle_subscribe)
     Z_PARAM_OPTIONAL
     Z_PARAM_ARRAY_HT(options)
     ZEND_PARSE_PARAMETERS_END();
-    if (!cb) {
+    if (!spindle_cb) {
         zend_throw_exception(spl_ce_RuntimeException, "the hub is only reachable during a request", 0);
         RETURN_THROWS();
     }
@@ -469,7 +470,7 @@ PHP_FUNCTION(spindle_subscribe)
         goto fail;
     }
     spindle_str result = {NULL, 0};
-    int ok = cb->subscribe(cb->ctx, &h, &result);
+    int ok = spindle_cb->subscribe(spindle_cb->ctx, &h, &result);
     efree((void *)h.topics.ptr);
     if (h.private_topics.ptr) {
         efree((void *)h.private_topics.ptr);
@@ -485,16 +486,23 @@ fail:
     RETURN_THROWS();
 }
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_spindle_handle_request, 0, 1, _IS_BOOL, 0)
+ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
+ZEND_END_ARG_INFO()
+
 static const zend_function_entry spindle_functions[] = {
     ZEND_FE(tokio_request_heartbeat, arginfo_tokio_request_heartbeat)
     ZEND_FE(tokio_finish_request, arginfo_tokio_finish_request)
     ZEND_NAMED_FE(fastcgi_finish_request, ZEND_FN(tokio_finish_request), arginfo_tokio_finish_request)
+    ZEND_NAMED_FE(frankenphp_finish_request, ZEND_FN(tokio_finish_request), arginfo_tokio_finish_request)
     ZEND_FE(tokio_request_id, arginfo_tokio_int)
     ZEND_FE(tokio_worker_id, arginfo_tokio_int)
     ZEND_FE(tokio_server_info, arginfo_tokio_server_info)
     ZEND_FE(spindle_publish, arginfo_spindle_publish)
     ZEND_NAMED_FE(mercure_publish, ZEND_FN(spindle_publish), arginfo_spindle_publish)
     ZEND_FE(spindle_subscribe, arginfo_spindle_subscribe)
+    ZEND_FE(spindle_handle_request, arginfo_spindle_handle_request)
+    ZEND_NAMED_FE(frankenphp_handle_request, ZEND_FN(spindle_handle_request), arginfo_spindle_handle_request)
     ZEND_FE_END
 };
 
@@ -681,7 +689,7 @@ void spindle_php_shutdown(void)
 
 void spindle_set_callbacks(const spindle_callbacks *callbacks)
 {
-    cb = callbacks;
+    spindle_cb = callbacks;
 }
 
 const char *spindle_sapi_name(void)
@@ -689,11 +697,10 @@ const char *spindle_sapi_name(void)
     return sapi_name;
 }
 
-int spindle_execute(const spindle_request *req)
+/* Points PHP's request globals at `req`, before sapi_activate() reads them. */
+void spindle_set_request_info(const spindle_request *req)
 {
-    int result = 0;
-
-    current = req;
+    spindle_current = req;
     content_type_set = 0;
     SG(server_context) = (void *)req;
     SG(request_info).request_method = req->method.ptr;
@@ -702,19 +709,27 @@ int spindle_execute(const spindle_request *req)
     SG(request_info).path_translated = (char *)req->script_filename.ptr;
     SG(request_info).content_type = req->content_type.ptr;
     SG(request_info).content_length = req->content_length;
+    SG(request_info).cookie_data = NULL;
     SG(request_info).proto_num = 1001;
     SG(request_info).auth_user = NULL;
     SG(request_info).auth_password = NULL;
     SG(request_info).auth_digest = NULL;
+    SG(request_info).content_type_dup = NULL;
     SG(sapi_headers).http_response_code = 200;
     if (req->authorization.ptr) {
         /* Fills PHP_AUTH_USER / PHP_AUTH_PW / PHP_AUTH_DIGEST. */
         php_handle_auth_data(req->authorization.ptr);
     }
+}
 
+int spindle_execute(const spindle_request *req)
+{
+    int result = 0;
+
+    spindle_set_request_info(req);
     if (php_request_startup() == FAILURE) {
         SG(server_context) = NULL;
-        current = NULL;
+        spindle_current = NULL;
         return SPINDLE_EXEC_STARTUP_FAILED;
     }
     EG(exit_status) = 0;
@@ -734,6 +749,6 @@ int spindle_execute(const spindle_request *req)
     }
 
     SG(server_context) = NULL;
-    current = NULL;
+    spindle_current = NULL;
     return result;
 }

@@ -63,12 +63,23 @@ typedef struct spindle_handoff {
     int64_t retry;              /* milliseconds, when has_retry */
 } spindle_handoff;
 
+typedef struct spindle_callbacks spindle_callbacks;
+
+/*
+ * Worker mode: runs one request inside the worker script. Given to
+ * next_request, which calls it once with the request it received and the
+ * callbacks for that request (installed for the call, the worker script's
+ * own restored after it). Returns SPINDLE_EXEC_* flags.
+ */
+typedef int (*spindle_run_fn)(void *arg, const spindle_request *request,
+                              const spindle_callbacks *callbacks);
+
 /*
  * What the SAPI calls back into. Set per thread by the worker before it runs
  * a request; every function receives `ctx` unchanged. The functions must not
  * unwind (Rust implements them behind catch_unwind).
  */
-typedef struct spindle_callbacks {
+struct spindle_callbacks {
     void *ctx;
     /* Script output. Returns 0 when the client is gone (the SAPI then lets
      * PHP handle the aborted connection), 1 otherwise. */
@@ -100,7 +111,12 @@ typedef struct spindle_callbacks {
     /* spindle_subscribe(): records the hand-off for the end of the script.
      * 1 when recorded, 0 with the reason in *result (as for publish). */
     int (*subscribe)(void *ctx, const spindle_handoff *handoff, spindle_str *result);
-} spindle_callbacks;
+    /* Worker mode, spindle_handle_request(): waits for the next request and
+     * runs it with run(arg, ...). 1 when a request was served, 0 when the
+     * worker must stop (the master closed the socket). NULL outside worker
+     * mode. */
+    int (*next_request)(void *ctx, spindle_run_fn run, void *arg);
+};
 
 /* Results of spindle_execute(), as bit flags. */
 #define SPINDLE_EXEC_FATAL 1          /* a fatal error (or uncaught exception) ended the script */
@@ -133,6 +149,15 @@ void spindle_set_callbacks(const spindle_callbacks *callbacks);
 
 /* Runs one request to its end (shutdown functions included). */
 int spindle_execute(const spindle_request *request);
+
+/*
+ * Worker mode: runs the worker script (request->script_filename) as one long
+ * request, in which spindle_handle_request() serves requests through the
+ * callbacks' next_request. Returns as spindle_execute() does, once the
+ * script has ended; SPINDLE_EXEC_FATAL also when a request it served ended
+ * in a fatal error, which ends the script (see docs/architecture.md).
+ */
+int spindle_execute_worker(const spindle_request *boot);
 
 /* The SAPI name PHP reports as PHP_SAPI. */
 const char *spindle_sapi_name(void);

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SCRIPT", env = "SPINDLE_FRONT_CONTROLLER")]
     pub front_controller: Option<PathBuf>,
 
+    /// Worker mode: each worker process runs this script (relative to the
+    /// document root, or absolute) once; it boots the application and serves
+    /// every PHP request in a loop on spindle_handle_request(). Paths that
+    /// are not files go to it too, unless --front-controller says otherwise.
+    #[arg(long, value_name = "SCRIPT", env = "SPINDLE_WORKER")]
+    pub worker: Option<PathBuf>,
+
     /// Largest request body accepted; larger ones get 413 and never reach PHP.
     /// Suffixes K, M, G (powers of 1024).
     #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_BODY_SIZE", default_value = "64M", value_parser = parse_size)]
@@ -838,6 +845,8 @@ pub struct PhpSettings {
     pub defines: Vec<(String, String)>,
     /// The user workers run as.
     pub user: Option<String>,
+    /// Worker mode's script (`--worker`), absolute.
+    pub worker: Option<PathBuf>,
 }
 
 /// The script that answers every path that is not a file.
@@ -889,9 +898,23 @@ impl ServeArgs {
             None => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4)),
         };
         let ini_path = resolve_php_ini(self.php_ini.as_deref())?;
-        let front_controller = match &self.front_controller {
-            None => None,
-            Some(rel) => Some(resolve_front_controller(&docroot, rel)?),
+        let worker = self
+            .worker
+            .as_deref()
+            .map(|w| resolve_worker(&docroot, w))
+            .transpose()?;
+        let front_controller = match (&self.front_controller, &worker) {
+            (Some(rel), _) => Some(resolve_front_controller(&docroot, rel)?),
+            // Worker mode is front-controller style: every PHP request goes
+            // to the worker script, whatever script the URL names.
+            (None, Some(w)) => Some(FrontController {
+                filename: w.clone(),
+                script_name: match w.strip_prefix(&docroot) {
+                    Ok(rel) => format!("/{}", rel.to_string_lossy()),
+                    Err(_) => format!("/{}", w.file_name().unwrap_or_default().to_string_lossy()),
+                },
+            }),
+            (None, None) => None,
         };
         if self.max_header_size < 8192 {
             return Err(bad("--max-header-size", "must be at least 8K"));
@@ -916,6 +939,7 @@ impl ServeArgs {
                 ini_path,
                 defines: self.define.clone(),
                 user: self.user.clone(),
+                worker,
             },
             front_controller,
             max_body_size: self.max_body_size,
@@ -975,6 +999,19 @@ fn resolve_spool_dir(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
     tempfile::tempfile_in(&dir)
         .map_err(|e| bad("--body-spool-dir", format!("{}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+/// The worker script: relative to the document root, or absolute; it need
+/// not be inside the document root (Laravel's and Symfony's are not).
+fn resolve_worker(docroot: &Path, given: &Path) -> Result<PathBuf, ConfigError> {
+    let path = docroot.join(given);
+    let path = path
+        .canonicalize()
+        .map_err(|e| bad("--worker", format!("{}: {e}", path.display())))?;
+    if !path.is_file() {
+        return Err(bad("--worker", format!("{} is not a file", path.display())));
+    }
+    Ok(path)
 }
 
 fn resolve_front_controller(docroot: &Path, rel: &Path) -> Result<FrontController, ConfigError> {

@@ -69,6 +69,21 @@ pub struct Metrics {
     pub rejected_streams: AtomicU64,
     /// The hub's counters, with `--hub`.
     pub hub: std::sync::OnceLock<std::sync::Arc<crate::hub::HubMetrics>>,
+    /// Worker mode's counters, with `--worker`.
+    pub worker_script: std::sync::OnceLock<WorkerScriptMetrics>,
+}
+
+/// Worker mode (`--worker`): how often the script booted, and how much each
+/// boot served.
+#[derive(Debug, Default)]
+pub struct WorkerScriptMetrics {
+    /// Worker processes started, each booting the script once.
+    pub boots: AtomicU64,
+    /// Requests the worker script's handler served.
+    pub requests: AtomicU64,
+    /// Microseconds the worker script took to boot in the current zygote's
+    /// trial run (at startup or the last reload).
+    pub boot_us: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -87,6 +102,7 @@ impl Default for Metrics {
             rejected_queue_timeout: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
             hub: std::sync::OnceLock::new(),
+            worker_script: std::sync::OnceLock::new(),
         }
     }
 }
@@ -208,6 +224,36 @@ impl Metrics {
             "Requests for text/event-stream answered 503 because --max-streaming-workers workers held streams.",
             self.rejected_streams.load(Relaxed),
         );
+        if let Some(w) = self.worker_script.get() {
+            let boots = w.boots.load(Relaxed);
+            let requests = w.requests.load(Relaxed);
+            counter(
+                &mut o,
+                "spindle_worker_script_boots_total",
+                "Worker processes started in worker mode, each booting the worker script once.",
+                boots,
+            );
+            counter(
+                &mut o,
+                "spindle_worker_script_requests_total",
+                "Requests served by the worker script's handler.",
+                requests,
+            );
+            let _ = writeln!(
+                o,
+                "# HELP spindle_worker_script_boot_seconds How long the worker script took to boot in its trial run at startup or the last reload.\n# TYPE spindle_worker_script_boot_seconds gauge\nspindle_worker_script_boot_seconds {}",
+                w.boot_us.load(Relaxed) as f64 / 1e6
+            );
+            let per_boot = if boots == 0 {
+                0.0
+            } else {
+                requests as f64 / boots as f64
+            };
+            let _ = writeln!(
+                o,
+                "# HELP spindle_worker_script_requests_per_boot Requests served per boot of the worker script, on average.\n# TYPE spindle_worker_script_requests_per_boot gauge\nspindle_worker_script_requests_per_boot {per_boot}"
+            );
+        }
         if let Some(h) = self.hub.get() {
             gauge(
                 &mut o,

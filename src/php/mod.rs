@@ -144,6 +144,12 @@ pub trait Handler {
         let _ = handoff;
         Err("the hub is only reachable from requests".into())
     }
+    /// Worker mode, `spindle_handle_request()`: waits for the next request
+    /// and serves it with `runner`. `false` when the worker must stop.
+    fn next_request(&mut self, runner: &mut Runner) -> bool {
+        let _ = runner;
+        false
+    }
 }
 
 /// An update from `spindle_publish()`, borrowed from PHP.
@@ -212,6 +218,74 @@ fn opt_c_str(s: Option<&[u8]>) -> sys::spindle_str {
 /// Runs one request to its end, shutdown functions included, calling back
 /// into `handler`. Must run on the thread that called [`startup`].
 pub fn execute(req: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
+    with_c_request(req, handler, |creq, callbacks| {
+        // SAFETY: `creq` and `callbacks` (and everything they point to)
+        // outlive the call; the callbacks are removed before they go out of
+        // scope. PHP runs on this thread only (NTS).
+        unsafe {
+            sys::spindle_set_callbacks(callbacks);
+            let rc = sys::spindle_execute(creq);
+            sys::spindle_set_callbacks(std::ptr::null());
+            rc
+        }
+    })
+}
+
+/// Worker mode: runs the worker script `boot.script_filename` until it
+/// ends; each `spindle_handle_request()` it calls reaches
+/// [`Handler::next_request`] of `handler`, which serves one request through
+/// the [`Runner`] it is given. Must run on the thread that called [`startup`].
+pub fn execute_worker(boot: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
+    with_c_request(boot, handler, |creq, callbacks| {
+        // SAFETY: as in `execute`.
+        unsafe {
+            sys::spindle_set_callbacks(callbacks);
+            let rc = sys::spindle_execute_worker(creq);
+            sys::spindle_set_callbacks(std::ptr::null());
+            rc
+        }
+    })
+}
+
+/// Runs one request inside the worker script, for [`Handler::next_request`].
+pub struct Runner {
+    run: unsafe extern "C" fn(
+        *mut c_void,
+        *const sys::spindle_request,
+        *const sys::spindle_callbacks,
+    ) -> c_int,
+    arg: *mut c_void,
+    used: bool,
+}
+
+impl Runner {
+    /// Runs the worker script's handler for `req`, calling back into
+    /// `handler` for it. Once per `spindle_handle_request()` call: a second
+    /// call does nothing and reports a failed startup.
+    pub fn run(&mut self, req: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
+        if std::mem::replace(&mut self.used, true) {
+            return Outcome {
+                fatal: false,
+                startup_failed: true,
+            };
+        }
+        let (run, arg) = (self.run, self.arg);
+        with_c_request(req, handler, |creq, callbacks| {
+            // SAFETY: `run` and `arg` are what ext/spindle.c gave
+            // next_request for this call, which has not returned; `creq`
+            // and `callbacks` outlive the call, and C restores the worker
+            // script's callbacks before returning. Same thread as PHP.
+            unsafe { run(arg, creq, callbacks) }
+        })
+    }
+}
+
+/// Lays `req` and `handler` out as the C structs of spindle.h for `f`.
+fn with_c_request(
+    req: &Request<'_>,
+    handler: &mut dyn Handler,
+    f: impl FnOnce(&sys::spindle_request, &sys::spindle_callbacks) -> c_int,
+) -> Outcome {
     for s in [
         req.method,
         req.request_uri,
@@ -257,29 +331,37 @@ pub fn execute(req: &Request<'_>, handler: &mut dyn Handler) -> Outcome {
         worker_id: Some(cb_worker_id),
         publish: Some(cb_publish),
         subscribe: Some(cb_subscribe),
+        next_request: Some(cb_next_request),
     };
-    // SAFETY: `creq`, `vars`, the strings they point into, `callbacks` and
-    // `handler_ref` all outlive the call; the callbacks are removed before
-    // they go out of scope. PHP runs on this thread only (NTS).
-    let rc = unsafe {
-        sys::spindle_set_callbacks(&callbacks);
-        let rc = sys::spindle_execute(&creq);
-        sys::spindle_set_callbacks(std::ptr::null());
-        rc
-    };
-    let rc = rc as u32;
+    let rc = f(&creq, &callbacks) as u32;
     Outcome {
         fatal: rc & sys::SPINDLE_EXEC_FATAL != 0,
         startup_failed: rc & sys::SPINDLE_EXEC_STARTUP_FAILED != 0,
     }
 }
 
+extern "C" fn cb_next_request(
+    ctx: *mut c_void,
+    run: sys::spindle_run_fn,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(run) = run else { return 0 };
+    let mut runner = Runner {
+        run,
+        arg,
+        used: false,
+    };
+    with_handler(ctx, |h| h.next_request(&mut runner)) as c_int
+}
+
 /// Runs `f` on the handler behind `ctx`; a panic must not unwind into C, so
 /// it ends the worker process (the master answers 502 and replaces it).
 fn with_handler<R>(ctx: *mut c_void, f: impl FnOnce(&mut dyn Handler) -> R) -> R {
-    // SAFETY: `ctx` is the `&mut &mut dyn Handler` that `execute` installed
-    // for this thread, alive for the whole of spindle_execute, and C calls
-    // back only from within it, never re-entrantly on the same handler.
+    // SAFETY: `ctx` is the `&mut &mut dyn Handler` that `with_c_request`
+    // installed for this thread, alive for the whole of its C call, and C
+    // calls back only from within it, never re-entrantly on the same
+    // handler (worker mode nests a request's handler inside the worker
+    // script's `next_request`: a different handler).
     let handler: &mut &mut dyn Handler = unsafe { &mut *ctx.cast::<&mut dyn Handler>() };
     match catch_unwind(AssertUnwindSafe(|| f(&mut **handler))) {
         Ok(r) => r,

@@ -102,6 +102,9 @@ impl Pool {
                 supervisor: supervisor.clone(),
             };
             supervisor.metrics.workers.fetch_add(1, Relaxed);
+            if let Some(w) = supervisor.metrics.worker_script.get() {
+                w.boots.fetch_add(1, Relaxed);
+            }
             tokio::spawn(slot.run(rx.clone()));
         }
         tokio::spawn(supervisor.clone().watch_zygote());

@@ -172,6 +172,9 @@ impl Slot {
                 let result = self.serve(job, stream_place).await;
                 metrics.busy_workers.fetch_sub(1, Relaxed);
                 self.served += 1;
+                if let Some(w) = metrics.worker_script.get() {
+                    w.requests.fetch_add(1, Relaxed);
+                }
                 match result {
                     Err(Failure::Undelivered(j, place)) if attempt < 3 => {
                         self.replace(Restart::Crash).await;
@@ -291,6 +294,9 @@ impl Slot {
                         self.generation = generation;
                         self.served = 0;
                         self.supervisor.metrics.workers.fetch_add(1, Relaxed);
+                        if let Some(w) = self.supervisor.metrics.worker_script.get() {
+                            w.boots.fetch_add(1, Relaxed);
+                        }
                         return;
                     }
                     Err(e) => tracing::error!(worker = self.id, "registering the new worker: {e}"),

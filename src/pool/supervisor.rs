@@ -30,6 +30,10 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(zygote: Zygote, php: PhpSettings, metrics: Arc<Metrics>) -> Arc<Supervisor> {
+        if php.worker.is_some() {
+            let _ = metrics.worker_script.set(Default::default());
+        }
+        record_boot_time(&metrics, &zygote);
         Arc::new(Supervisor {
             zygote: RwLock::new(Arc::new(zygote)),
             generation: watch::Sender::new(0),
@@ -113,6 +117,7 @@ impl Supervisor {
         let z = tokio::task::spawn_blocking(move || Zygote::start(&php))
             .await
             .map_err(|e| ZygoteError::from(io::Error::other(e)))??;
+        record_boot_time(&self.metrics, &z);
         *self.zygote.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(z);
         self.generation.send_modify(|g| *g += 1);
         Ok(())
@@ -144,5 +149,15 @@ impl Supervisor {
         self.streaming
             .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
             .is_ok()
+    }
+}
+
+/// Worker mode: the boot time `zygote` measured, for `/metrics`.
+fn record_boot_time(metrics: &Metrics, zygote: &Zygote) {
+    if let (Some(w), Some(took)) = (metrics.worker_script.get(), zygote.boot_time()) {
+        w.boot_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }

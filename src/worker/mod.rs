@@ -6,6 +6,7 @@
 //! polled without blocking for an abort whenever output is sent.
 
 mod hub;
+mod script;
 mod zygote;
 
 pub use zygote::{zygote_process, Zygote, ZygoteArgs, ZygoteError};
@@ -18,7 +19,11 @@ use crate::ipc::{self, Decoder, Encoder};
 use crate::php;
 
 /// Serves requests on `sock` until the master closes it; never returns.
-pub fn run(sock: OwnedFd, worker_id: u64) -> ! {
+/// With a worker script (`--worker`), requests go to its handler.
+pub fn run(sock: OwnedFd, worker_id: u64, worker_script: Option<&std::path::Path>) -> ! {
+    if let Some(script) = worker_script {
+        script::run(sock, worker_id, script)
+    }
     let fd = sock.as_raw_fd();
     let mut buf = vec![0u8; ipc::MAX_MESSAGE];
     let mut out = Encoder::with_capacity(ipc::OUTPUT_CHUNK + 8192);
@@ -54,6 +59,19 @@ fn exit(code: i32) -> ! {
 }
 
 fn serve(sock: RawFd, worker_id: u64, msg: &[u8], fd: Option<OwnedFd>, out: Encoder) -> Encoder {
+    serve_with(sock, worker_id, msg, fd, out, php::execute)
+}
+
+/// Decodes one request message and runs it with `run` (the script as a
+/// classic request, or the worker script's handler), then answers.
+fn serve_with(
+    sock: RawFd,
+    worker_id: u64,
+    msg: &[u8],
+    fd: Option<OwnedFd>,
+    out: Encoder,
+    run: impl FnOnce(&php::Request<'_>, &mut dyn php::Handler) -> php::Outcome,
+) -> Encoder {
     let mut d = Decoder::new(msg);
     let req = match decode_request(&mut d) {
         Ok(r) => r,
@@ -87,7 +105,7 @@ fn serve(sock: RawFd, worker_id: u64, msg: &[u8], fd: Option<OwnedFd>, out: Enco
     };
     let mut ex = Exchange::new(sock, head.id, worker_id, head.heartbeat_max, body, out);
     ex.hub = head.flags & ipc::REQ_HUB != 0;
-    let outcome = php::execute(&request, &mut ex);
+    let outcome = run(&request, &mut ex);
     ex.finish(outcome);
     ex.out
 }

@@ -70,6 +70,9 @@ pub struct Zygote {
     sock: Mutex<OwnedFd>,
     pid: Pid,
     child: Mutex<Option<Child>>,
+    /// Worker mode: how long the worker script took to boot when this
+    /// zygote tried it (see `probe_worker_script`).
+    boot_time: Option<std::time::Duration>,
 }
 
 impl Drop for Zygote {
@@ -101,6 +104,8 @@ pub struct ZygoteArgs {
     pub define: Vec<(String, String)>,
     #[arg(long)]
     pub user: Option<String>,
+    #[arg(long)]
+    pub worker: Option<std::path::PathBuf>,
 }
 
 /// The zygote process's main: never returns.
@@ -128,6 +133,7 @@ pub fn zygote_process(args: ZygoteArgs) -> ! {
         ini_path: args.php_ini,
         defines: args.define,
         user: args.user,
+        worker: args.worker,
     };
     zygote_main(sock, &php)
 }
@@ -150,6 +156,9 @@ impl Zygote {
         }
         if let Some(user) = &php.user {
             cmd.arg("--user").arg(user);
+        }
+        if let Some(worker) = &php.worker {
+            cmd.arg("--worker").arg(worker);
         }
         cmd.stdin(Stdio::null());
         let child_fd = zygote_end.as_raw_fd();
@@ -174,10 +183,11 @@ impl Zygote {
         })?;
         drop(zygote_end);
         let pid = Pid::from_raw(child.id() as i32);
-        let zygote = Zygote {
+        let mut zygote = Zygote {
             sock: Mutex::new(master_end),
             pid,
             child: Mutex::new(Some(child)),
+            boot_time: None,
         };
         let mut buf = vec![0u8; 4096];
         let r = {
@@ -186,7 +196,10 @@ impl Zygote {
         };
         let mut d = Decoder::new(&buf[..r.len]);
         match d.u8() {
-            Ok(MSG_READY) => Ok(zygote),
+            Ok(MSG_READY) => {
+                zygote.boot_time = d.u64().ok().map(std::time::Duration::from_micros);
+                Ok(zygote)
+            }
             Ok(MSG_FAILED) => Err(ZygoteError {
                 detail: String::from_utf8_lossy(d.str().unwrap_or(b"PHP failed to start"))
                     .into_owned(),
@@ -237,6 +250,12 @@ impl Zygote {
 
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Worker mode: how long the worker script took to boot in this
+    /// zygote's trial run.
+    pub fn boot_time(&self) -> Option<std::time::Duration> {
+        self.boot_time
     }
 
     /// A descriptor that becomes readable once the zygote process has
@@ -343,7 +362,23 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             unsafe { libc::_exit(1) }
         }
     }
-    let _ = ipc::send_msg(fd, &[&[MSG_READY]], None, false);
+    let mut ready = Encoder::with_capacity(16);
+    ready.u8(MSG_READY);
+    if let Some(script) = &php.worker {
+        match probe_worker_script(script) {
+            Ok(took) => {
+                ready.u64(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            }
+            Err(why) => {
+                let mut m = Encoder::default();
+                m.u8(MSG_FAILED).str(why.as_bytes());
+                let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
+                // SAFETY: _exit takes no pointers and never returns.
+                unsafe { libc::_exit(1) }
+            }
+        }
+    }
+    let _ = ipc::send_msg(fd, &[ready.as_slice()], None, false);
     let me = nix::unistd::getpid();
     let mut buf = [0u8; 512];
     loop {
@@ -394,7 +429,7 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
                         nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)
                     };
                 }
-                super::run(worker_sock, worker_id)
+                super::run(worker_sock, worker_id, php.worker.as_deref())
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(worker_sock);
@@ -408,6 +443,92 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
                 let _ = ipc::send_msg(fd, &[m.as_slice()], None, false);
             }
         }
+    }
+}
+
+/// How long the worker script may take to boot at startup or reload.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Reads the probe's report until it closes the pipe; `None` when that takes
+/// longer than `limit`.
+fn read_report(rx: &mut std::io::PipeReader, limit: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    let end = std::time::Instant::now() + limit;
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => return None,
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+        match rx.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&report).into_owned()),
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Worker mode: boots the worker script in a child (so the zygote's PHP
+/// state stays untouched) and reports whether it reached its request loop,
+/// and how long that took.
+fn probe_worker_script(script: &std::path::Path) -> Result<std::time::Duration, String> {
+    let (mut rx, tx) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the zygote is single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(rx);
+            let mut tx = tx;
+            let report = match super::script::probe(script) {
+                Ok(()) => String::new(),
+                Err(why) => why,
+            };
+            let _ = std::io::Write::write_all(&mut tx, report.as_bytes());
+            // SAFETY: _exit takes no pointers and never returns; PHP's and
+            // Rust's exit handlers must not run in this copy of the zygote.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(tx);
+            let started = std::time::Instant::now();
+            let report = read_report(&mut rx, PROBE_TIMEOUT);
+            let status = if report.is_none() {
+                // A boot that hangs (a database that never answers) must not
+                // hang startup or a reload for ever.
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(format!(
+                    "worker script {} did not reach spindle_handle_request() within {} s",
+                    script.display(),
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            } else {
+                waitpid(child, None)
+            };
+            match (report, status) {
+                (Some(r), Ok(WaitStatus::Exited(_, 0))) if r.is_empty() => {
+                    let took = started.elapsed();
+                    tracing::info!(
+                        "worker script {} booted in {} ms",
+                        script.display(),
+                        took.as_millis()
+                    );
+                    Ok(took)
+                }
+                (Some(r), Ok(WaitStatus::Exited(_, 0))) => Err(r),
+                (_, status) => Err(format!(
+                    "worker script {} crashed while booting ({status:?})",
+                    script.display()
+                )),
+            }
+        }
+        Err(e) => Err(format!("fork: {e}")),
     }
 }
 

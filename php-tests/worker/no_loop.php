@@ -1,0 +1,3 @@
+<?php
+// Worker script for tests/worker_mode.rs: never reaches its loop.
+echo "booted, but no loop\n";
