@@ -15,7 +15,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{Listen, Settings};
-use crate::http::{App, ConnInfo};
+use crate::http::{App, ConnInfo, Protocol};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, Supervisor};
 use crate::worker::{Zygote, ZygoteError};
@@ -341,7 +341,7 @@ async fn accept_loop(
                     tls: tls.is_some(),
                 };
                 match &tls {
-                    None => spawn_connection(&app, graceful, stream, conn),
+                    None => spawn_tcp_connection(&app, graceful, stream, conn),
                     Some(acceptor) => spawn_tls_connection(&app, graceful, acceptor, stream, conn),
                 }
             }
@@ -375,7 +375,26 @@ where
 {
     let app = app.clone();
     let watcher = graceful.watcher();
-    tokio::spawn(async move { app.serve_connection(io, conn, watcher).await });
+    tokio::spawn(async move {
+        app.serve_connection(io, conn, Protocol::Either, watcher)
+            .await
+    });
+}
+
+/// A plain TCP connection: HTTP/1.1, or h2c when it starts with the
+/// HTTP/2 preface (peeked, so nothing is consumed).
+fn spawn_tcp_connection(
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    conn: ConnInfo,
+) {
+    let app = app.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let protocol = crate::http::sniff(&stream).await;
+        app.serve_connection(stream, conn, protocol, watcher).await
+    });
 }
 
 /// How long a client may take to finish the TLS handshake.
@@ -396,7 +415,13 @@ fn spawn_tls_connection(
     let accept = acceptor.accept(stream);
     tokio::spawn(async move {
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
-            Ok(Ok(tls)) => app.serve_connection(tls, conn, watcher).await,
+            Ok(Ok(tls)) => {
+                let protocol = match tls.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                app.serve_connection(tls, conn, protocol, watcher).await
+            }
             Ok(Err(e)) => tracing::debug!(peer = ?conn.peer, "TLS handshake: {e}"),
             Err(_) => tracing::debug!(peer = ?conn.peer, "TLS handshake timed out"),
         }
