@@ -29,7 +29,7 @@
 #   SPINDLE_ARGS=...   extra flags for `spindle serve`
 #   OUT=bench/results/hub.md   where the markdown results go
 set -euo pipefail
-if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,32p' "$0" | cut -c3-; exit 0; fi
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,30p' "$0" | cut -c3-; exit 0; fi
 source "$(dirname "$0")/lib.sh"
 # lib.sh's peers for run.sh are not needed here; nchan is installed below.
 SKIP_HUB=$SKIP
