@@ -115,3 +115,24 @@ fn hub_bench_smoke_run() {
     assert!(out.contains("## 50 subscribers"), "{out}");
     assert!(out.contains("| deliveries/s |"), "{out}");
 }
+
+/// bench/hub.sh's cluster mode (issue 12): one node, one node through Redis
+/// and two nodes sharing a private redis-server, a few subscribers each, so
+/// that the Redis start, the transport wait and the split client keep working.
+#[test]
+fn hub_cluster_bench_smoke_run() {
+    let out = bench(
+        "hub.sh",
+        &[
+            ("MODE", "cluster"),
+            ("SUBS", "50"),
+            ("RUNS", "1"),
+            ("ROUNDS", "2"),
+            ("DURATION", "1"),
+        ],
+        Duration::from_secs(400),
+    );
+    assert!(out.contains("## 50 subscribers (25 per node"), "{out}");
+    assert!(out.contains("| node B, p99 ms |"), "{out}");
+    assert!(out.contains("| deliveries/s |"), "{out}");
+}

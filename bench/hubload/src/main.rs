@@ -4,7 +4,8 @@
 //! data is `<seq>:<ns since the client started>`, and times each delivery:
 //! first single updates to all (p50/p99/last delivery), then a sustained
 //! phase (deliveries/s). Every subscriber must receive every update in order,
-//! else it exits non-zero. `hubload floor` is the minimal server the issue
+//! else it exits non-zero. With several `--sub-url`s (a cluster's nodes) the
+//! subscribers are spread over them and latencies are also given per node. `hubload floor` is the minimal server the issue
 //! calls the floor: it only writes each published event to every socket.
 //!
 //! HTTP is hyper's client; only the SSE lines of a body are parsed here.

@@ -24,9 +24,11 @@ pub struct Args {
     /// Server flavour: how to publish.
     #[arg(long, value_enum)]
     kind: Kind,
-    /// Subscriber URL (GET, `Accept: text/event-stream`).
-    #[arg(long)]
-    sub_url: String,
+    /// Subscriber URL (GET, `Accept: text/event-stream`). Repeat it for
+    /// several nodes: subscriber i goes to URL i mod (number of URLs), and
+    /// latencies are also reported per URL (`p50_ms_0`, `p99_worst_ms_1`, ...).
+    #[arg(long, required = true)]
+    sub_url: Vec<String>,
     /// Publisher URL (POST).
     #[arg(long)]
     pub_url: String,
@@ -92,7 +94,13 @@ impl Shared {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<bool> {
-    let sub_uri: Uri = args.sub_url.parse().context("--sub-url")?;
+    let sub_uris: Vec<Uri> = args
+        .sub_url
+        .iter()
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()
+        .context("--sub-url")?;
+    let nodes = sub_uris.len();
     let pub_uri: Uri = args.pub_url.parse().context("--pub-url")?;
     let pids: Vec<u32> = args
         .rss_pids
@@ -123,7 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let t0 = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency));
     for i in 0..n {
-        let (sh, uri, gate) = (sh.clone(), sub_uri.clone(), gate.clone());
+        let (sh, uri, gate) = (sh.clone(), sub_uris[i % nodes].clone(), gate.clone());
         tokio::spawn(async move {
             if let Err(e) = subscriber(i, &sh, uri, gate).await {
                 sh.error(format_args!("subscriber {i}: {e:#}"));
@@ -155,24 +163,30 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     publisher.publish(&sh, seq).await?;
     wait_all(&sh, seq, timeout).await?;
     seq += 1;
-    let (mut p50s, mut p99s, mut lasts) = (vec![], vec![], vec![]);
+    // Per round: (p50, p99, last) over everyone, then over each node's own.
+    let mut all = Rounds::default();
+    let mut per_node: Vec<Rounds> = (0..nodes).map(|_| Rounds::default()).collect();
     for _ in 0..args.rounds {
         publisher.publish(&sh, seq).await?;
         wait_all(&sh, seq, timeout).await?;
-        let mut l: Vec<u64> = sh.lat.iter().map(|a| a.load(Relaxed)).collect();
-        l.sort_unstable();
-        let ms = |ns: u64| ns as f64 / 1e6;
-        p50s.push(ms(l[(n - 1) / 2]));
-        p99s.push(ms(l[((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1]));
-        lasts.push(ms(l[n - 1]));
+        let lat: Vec<u64> = sh.lat.iter().map(|a| a.load(Relaxed)).collect();
+        all.push(lat.clone());
+        if nodes > 1 {
+            for (k, r) in per_node.iter_mut().enumerate() {
+                r.push(lat.iter().skip(k).step_by(nodes).copied().collect());
+            }
+        }
         seq += 1;
         // Lets the server and client settle between rounds.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for (i, ((a, b), c)) in p50s.iter().zip(&p99s).zip(&lasts).enumerate() {
+    for i in 0..args.rounds {
         eprintln!(
-            "hubload: round {}: p50 {a:.1} ms, p99 {b:.1} ms, last {c:.1} ms",
-            i + 1
+            "hubload: round {}: p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms",
+            i + 1,
+            all.p50[i],
+            all.p99[i],
+            all.last[i]
         );
     }
     let rss_evt = rss_kib(&pids);
@@ -208,32 +222,69 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let missing = sh.got.iter().filter(|g| g.load(Relaxed) != seq).count();
     let errors = sh.errors.load(Relaxed);
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let worst = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let per_sub = |kib: u64| (kib.saturating_sub(rss0)) as f64 / n as f64;
     println!(
         "kind={:?} n={n} subscribe_s={subscribe_s:.2} rss0_kib={rss0} rss_sub_kib={rss_sub} rss_kib={rss_evt} rss_end_kib={rss_end} \
          kib_per_sub_idle={:.2} kib_per_sub={:.2} kib_per_sub_end={:.2} \
          p50_ms={:.1} p99_ms={:.1} p99_worst_ms={:.1} last_ms={:.1} last_worst_ms={:.1} \
-         dps={dps:.0} updates={seq} missing={missing} errors={errors}",
+         dps={dps:.0} updates={seq} missing={missing} errors={errors} nodes={nodes}{}",
         args.kind,
         per_sub(rss_sub),
         per_sub(rss_evt),
         per_sub(rss_end),
-        med(&mut p50s.clone()),
-        med(&mut p99s.clone()),
-        worst(&p99s),
-        med(&mut lasts.clone()),
-        worst(&lasts),
+        median(&all.p50),
+        median(&all.p99),
+        worst(&all.p99),
+        median(&all.last),
+        worst(&all.last),
+        per_node
+            .iter()
+            .enumerate()
+            .filter(|_| nodes > 1)
+            .map(|(k, r)| format!(
+                " p50_ms_{k}={:.1} p99_worst_ms_{k}={:.1} last_worst_ms_{k}={:.1}",
+                median(&r.p50),
+                worst(&r.p99),
+                worst(&r.last)
+            ))
+            .collect::<String>(),
     );
     if missing > 0 || errors > 0 {
         eprintln!("hubload: FAILED: {missing} subscribers missed updates, {errors} errors");
         return Ok(false);
     }
     Ok(true)
+}
+
+/// Latencies (ms) of single updates to all, one entry per round.
+#[derive(Default)]
+struct Rounds {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    last: Vec<f64>,
+}
+
+impl Rounds {
+    /// Adds one round from its per-subscriber latencies (ns).
+    fn push(&mut self, mut l: Vec<u64>) {
+        let n = l.len();
+        l.sort_unstable();
+        let ms = |ns: u64| ns as f64 / 1e6;
+        self.p50.push(ms(l[(n - 1) / 2]));
+        self.p99
+            .push(ms(l[((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1]));
+        self.last.push(ms(l[n - 1]));
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn worst(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
 }
 
 /// Waits until update `seq` reached every subscriber.
