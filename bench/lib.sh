@@ -114,7 +114,7 @@ start_spindle() {
   # shellcheck disable=SC2086 # SPINDLE_ARGS is a list of extra flags
   setsid "${PIN[@]}" "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
     --access-log off --request-timeout 0 "${tls[@]}" ${SPINDLE_ARGS:-} 2>"$TMP/spindle.log" &
-  PIDS+=($!)
+  PIDS+=($!); SPINDLE_PGID=$!
   wait_http "$(scheme)://127.0.0.1:$SPINDLE_PORT/hello.php" "$!" \
     || die "spindle did not answer on :$SPINDLE_PORT: $(tail -n 5 "$TMP/spindle.log")"
 }
@@ -144,7 +144,7 @@ pm = static
 pm.max_children = $WORKERS
 CONF
   setsid "${PIN[@]}" php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
-  PIDS+=($!)
+  PIDS+=($!); FPM_PGID=$!
   mkdir -p "$TMP/nginx"
   cat >"$TMP/nginx.conf" <<CONF
 worker_processes ${NGINX_WORKERS:-auto};
@@ -180,7 +180,7 @@ http {
 }
 CONF
   setsid "${PIN[@]}" nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
-  PIDS+=($!)
+  PIDS+=($!); NGINX_PGID=$!
   wait_http "$(scheme)://127.0.0.1:$NGINX_PORT/hello.php" "$!" \
     || die "nginx + php-fpm did not answer on :$NGINX_PORT: $(cat "$TMP"/fpm.log "$TMP"/nginx-error.log | tail -n 5)"
 }
@@ -251,6 +251,14 @@ start_all() {
     body=$(bcurl -s --max-time 5 "${s#*=}/hello.php")
     [ "$body" = "Hello, World!" ] || die "${s%%=*} answered '$body' for /hello.php, expected 'Hello, World!'"
   done
+}
+
+# CPU time (user + system, clock ticks) used so far by the live processes of
+# these process groups (each server is one group, or two for fpm + nginx).
+group_ticks() { # pgid...
+  # A process may end between the glob and cat: not an error.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } \
+    | awk -v g=" $* " '{sub(/^.*\) /, ""); if (index(g, " " $3 " ")) t += $12 + $13} END {print t + 0}'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

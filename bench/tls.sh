@@ -104,7 +104,7 @@ for s in "${SERVERS[@]}"; do
   log "$name ready at $base (opcache: on, $tls, h1 and h2 answer 200 with the file's bytes)"
 done
 
-RES="$TMP/results" # lines: round path proto server req/s lat1_ms lat2_ms
+RES="$TMP/results" # lines: round path proto server req/s lat1_ms lat2_ms cpu_us/req cpu_%
 ERRS="$TMP/errors"
 : >"$RES"
 : >"$ERRS"
@@ -118,6 +118,7 @@ run_h1() { # url seconds
   client wrk --latency -t"$THREADS" -c"$CONNS" -d"$2s" "$1" >"$TMP/out" 2>&1 || true
   local out; out=$(cat "$TMP/out")
   RPS=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  REQS=$(awk '/ requests in / {print $1}' <<<"$out")
   L1=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
   L2=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
   ERR=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | sed 's/^ *//' | paste -sd';' - || true)
@@ -130,6 +131,7 @@ run_h2() { # url seconds
   client h2load -t"$THREADS" -c"$CONNS" -m"$STREAMS" -D"$2" "$1" >"$TMP/out" 2>&1 || true
   local out ok bad; out=$(cat "$TMP/out")
   RPS=$(awk '/^finished in/ {print $4}' <<<"$out")
+  REQS=$(awk '/^requests:/ {print $8}' <<<"$out")
   # "time for request:  min  max  mean  sd  +/- sd"
   L1=$(awk '/^time for request:/ {print $6}' <<<"$out" | to_ms)
   L2=$(awk '/^time for request:/ {print $5}' <<<"$out" | to_ms)
@@ -148,18 +150,30 @@ log "warm-up ($WARMUP s per server and scenario, not recorded)"
 for s in "${SERVERS[@]}"; do
   for path in $PATHS; do run_h1 "${s#*=}/$path" "$WARMUP"; run_h2 "${s#*=}/$path" "$WARMUP"; done
 done
+# The process groups of each server: its CPU time is counted per run. With
+# the client on other CPUs the client may be the limit (TLS costs it as much
+# as the server); the CPU each server spends per request still compares them.
+declare -A GROUPS_OF=([spindle]="${SPINDLE_PGID:-}" [fpm+nginx]="${FPM_PGID:-} ${NGINX_PGID:-}")
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 for round in $(seq 1 "$ROUNDS"); do
   for path in $PATHS; do
     for proto in h1 h2; do
       for s in "${SERVERS[@]}"; do
+        name=${s%%=*}
+        # shellcheck disable=SC2086 # a list of process groups
+        t0=$(group_ticks ${GROUPS_OF[$name]}); n0=$(date +%s%N)
         "run_$proto" "${s#*=}/$path" "$DURATION"
+        # shellcheck disable=SC2086
+        t1=$(group_ticks ${GROUPS_OF[$name]}); n1=$(date +%s%N)
+        read -r cpu_req cpu_pct < <(awk -v t=$((t1 - t0)) -v us="$TICK_US" -v n="${REQS:-0}" -v ns=$((n1 - n0)) \
+          'BEGIN {printf "%.1f %.0f\n", (n > 0 ? t * us / n : 0), t * us * 100000 / ns}')
         if [ -n "$ERR" ]; then
-          echo "round $round ${s%%=*} /$path $proto: $ERR" >>"$ERRS"
+          echo "round $round $name /$path $proto: $ERR" >>"$ERRS"
         else
-          echo "$round $path $proto ${s%%=*} $RPS $L1 $L2" >>"$RES"
+          echo "$round $path $proto $name $RPS $L1 $L2 $cpu_req $cpu_pct" >>"$RES"
         fi
-        log "round $round ${s%%=*} /$path $proto: ${RPS:-?} req/s, ${L1:-?} / ${L2:-?} ms${ERR:+  [$ERR; left out]}"
-        [ "$STRICT" = 1 ] && [ -n "$ERR" ] && die "${s%%=*} /$path $proto: $ERR"
+        log "round $round $name /$path $proto: ${RPS:-?} req/s, ${L1:-?} / ${L2:-?} ms, server CPU $cpu_req us/req ($cpu_pct% of a CPU)${ERR:+  [$ERR; left out]}"
+        [ "$STRICT" = 1 ] && [ -n "$ERR" ] && die "$name /$path $proto: $ERR"
       done
     done
   done
@@ -170,11 +184,12 @@ med() {
   awk -v p="$1" -v q="$2" -v s="$3" -v f="$4" '$2==p && $3==q && $4==s {print $f}' "$RES" \
     | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
-# Spindle/nginx req/s within each round: "median [min-max]".
-paired() { # path proto
-  awk -v p="$1" -v q="$2" '$2==p && $3==q {v[$1 " " $4]=$5; r[$1]=1}
-    END {for (k in r) if ((k " spindle") in v && (k " fpm+nginx") in v && v[k " fpm+nginx"] > 0)
-      print v[k " spindle"] / v[k " fpm+nginx"]}' "$RES" \
+# Spindle vs nginx within each round, field $3 (5: req/s, spindle/nginx;
+# 8: CPU per request, nginx/spindle; > 1 favours Spindle): "median [min-max]".
+paired() { # path proto field
+  awk -v p="$1" -v q="$2" -v f="$3" '$2==p && $3==q {v[$1 " " $4]=$f; r[$1]=1}
+    END {for (k in r) if ((k " spindle") in v && (k " fpm+nginx") in v && v[k " fpm+nginx"] > 0 && v[k " spindle"] > 0)
+      print (f == 5) ? v[k " spindle"] / v[k " fpm+nginx"] : v[k " fpm+nginx"] / v[k " spindle"]}' "$RES" \
     | sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "-"; exit}
       m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
       printf "%.2fx [%.2f-%.2f]", m, a[1], a[NR]}'
@@ -196,7 +211,7 @@ mkdir -p "$(dirname "$OUT")"
   for path in $PATHS; do
     for proto in h1 h2; do
       label="HTTP/1.1 (wrk)"; [ "$proto" = h2 ] && label="HTTP/2 (h2load)"
-      echo "| /$path | $label | $(num "$(med "$path" $proto spindle 5)") | $(num "$(med "$path" $proto fpm+nginx 5)") | $(paired "$path" $proto) |"
+      echo "| /$path | $label | $(num "$(med "$path" $proto spindle 5)") | $(num "$(med "$path" $proto fpm+nginx 5)") | $(paired "$path" $proto 5) |"
     done
   done
   echo
@@ -211,6 +226,22 @@ mkdir -p "$(dirname "$OUT")"
         row="$row $(num "$(med "$path" $proto $s 6)" 2) / $(num "$(med "$path" $proto $s 7)" 2) |"
       done
       echo "$row"
+    done
+  done
+  echo
+  echo "Server CPU per request in µs (user + system of all the server's processes: Spindle's master and workers;" \
+    "nginx and php-fpm), median of rounds (lower is better), the server's CPU use in % of one CPU, and" \
+    "fpm+nginx/spindle paired within each round (> 1: Spindle spends less):"
+  echo
+  echo "| url | protocol | spindle | fpm+nginx | fpm+nginx/spindle |"
+  echo "|---|---|---|---|---|"
+  for path in $PATHS; do
+    for proto in h1 h2; do
+      row="| /$path | $proto |"
+      for s in spindle fpm+nginx; do
+        row="$row $(num "$(med "$path" $proto $s 8)" 1) ($(num "$(med "$path" $proto $s 9)")%) |"
+      done
+      echo "$row $(paired "$path" $proto 8) |"
     done
   done
   echo
