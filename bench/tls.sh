@@ -2,8 +2,9 @@
 # HTTPS (issue 14): Spindle serving TLS itself (--tls-cert/--tls-key, rustls)
 # vs nginx with TLS in front of php-fpm, same run, same certificate (made
 # here with openssl), same CPUs. /hello.php and /static.txt (1 KiB) over
-# HTTP/1.1 (wrk) and HTTP/2 (h2load), requests/s and latency, and the ratio
-# Spindle/nginx paired within each round: median [min-max] over rounds.
+# HTTP/1.1 (wrk) and HTTP/2 (h2load): requests/s, latency and each server's
+# CPU time per request, and Spindle vs nginx paired within each round:
+# median [min-max] over rounds.
 # Stops unless both servers answer 200 with the same bytes on h1 and h2 and
 # negotiate the same TLS version, cipher and key exchange.
 # Usage: bench/tls.sh [--help]   (as root on Debian 12; installs what it needs)
@@ -19,13 +20,14 @@
 #                    worker per CPU in the set
 #   CLIENT_CPUS=1    CPUs for wrk and h2load
 #   KEY=ec           certificate key: ec (ECDSA P-256) or rsa (RSA 2048)
+#   SKIP=""          servers to leave out: spindle or fpm (no ratios then)
 #   SPINDLE_BIN=...  use this binary instead of `cargo build --release`
 #   SPINDLE_ARGS=... extra flags for `spindle serve`
 #   OUT=bench/results/tls.md   where the markdown results go
 #   STRICT=0         1: stop at the first run with a non-2xx answer or an
 #                    error (the smoke run in tests/bench_smoke.rs)
 set -euo pipefail
-if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,27p' "$0" | cut -c3-; exit 0; fi
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,28p' "$0" | cut -c3-; exit 0; fi
 source "$(dirname "$0")/lib.sh"
 SKIP="$SKIP apache" # Apache is not part of this comparison
 DURATION=${DURATION:-10}
