@@ -1,7 +1,16 @@
-# Shared by bench/run.sh, bench/stream.sh and bench/crash.sh: installs the
-# peers and starts Spindle, php-fpm + nginx and Apache mod_php (prefork) on
-# free loopback ports, each with its own config in a temp dir (never the
-# system's configs or ports), all stopped on exit.
+# Shared by bench/run.sh, bench/stream.sh, bench/crash.sh and bench/tls.sh:
+# installs the peers and starts Spindle, php-fpm + nginx and Apache mod_php
+# (prefork) on free loopback ports, each with its own config in a temp dir
+# (never the system's configs or ports), all stopped on exit.
+# Optional, set by the caller before start_all (unset: plain HTTP, no
+# pinning, as run.sh has always measured):
+#   TLS_CERT, TLS_KEY  serve HTTPS with this pair: Spindle with --tls-cert/
+#                      --tls-key, nginx with `listen ... ssl http2`; URLs in
+#                      SERVERS are https:// and curl trusts TLS_CERT
+#   TLS_PROTOCOLS      nginx's ssl_protocols (default "TLSv1.2 TLSv1.3",
+#                      what Spindle's rustls offers)
+#   SERVER_CPUS        run every server under `taskset -c SERVER_CPUS`
+#   NGINX_WORKERS      nginx's worker_processes (default auto)
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -77,13 +86,20 @@ build_spindle() {
   [ -x "$SPINDLE_BIN" ] || die "no spindle binary at $SPINDLE_BIN"
 }
 
+# "https" when the servers serve TLS_CERT, else "http".
+scheme() { if [ -n "${TLS_CERT:-}" ]; then echo https; else echo http; fi; }
+# curl, trusting TLS_CERT when set (a self-signed certificate for 127.0.0.1).
+bcurl() { curl ${TLS_CERT:+--cacert "$TLS_CERT"} "$@"; }
+# Sets PIN to the command prefix that pins a server to SERVER_CPUS (if set).
+pin() { PIN=(); if [ -n "${SERVER_CPUS:-}" ]; then PIN=(taskset -c "$SERVER_CPUS"); fi; }
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 wait_http() { # url [pid]: up to 15 s for a 2xx answer, less if pid exits
   for _ in $(seq 1 150); do
-    curl -sf -o /dev/null --max-time 2 "$1" && return 0
+    bcurl -sf -o /dev/null --max-time 2 "$1" && return 0
     [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
     sleep 0.1
   done
@@ -92,16 +108,26 @@ wait_http() { # url [pid]: up to 15 s for a 2xx answer, less if pid exits
 
 start_spindle() {
   SPINDLE_PORT=$(free_port)
+  local tls=()
+  [ -n "${TLS_CERT:-}" ] && tls=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+  pin
   # shellcheck disable=SC2086 # SPINDLE_ARGS is a list of extra flags
-  setsid "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
-    --access-log off --request-timeout 0 ${SPINDLE_ARGS:-} 2>"$TMP/spindle.log" &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$SPINDLE_PORT/hello.php" "$!" \
+  setsid "${PIN[@]}" "$SPINDLE_BIN" serve "$DOC" --listen "127.0.0.1:$SPINDLE_PORT" --workers "$WORKERS" \
+    --access-log off --request-timeout 0 "${tls[@]}" ${SPINDLE_ARGS:-} 2>"$TMP/spindle.log" &
+  PIDS+=($!); SPINDLE_PGID=$!
+  wait_http "$(scheme)://127.0.0.1:$SPINDLE_PORT/hello.php" "$!" \
     || die "spindle did not answer on :$SPINDLE_PORT: $(tail -n 5 "$TMP/spindle.log")"
 }
 
 start_fpm_nginx() {
   NGINX_PORT=$(free_port)
+  local listen="listen 127.0.0.1:$NGINX_PORT;"
+  # The same pair and TLS versions as Spindle; nginx 1.22's syntax for h2.
+  [ -n "${TLS_CERT:-}" ] && listen="listen 127.0.0.1:$NGINX_PORT ssl http2;
+    ssl_certificate $TLS_CERT;
+    ssl_certificate_key $TLS_KEY;
+    ssl_protocols ${TLS_PROTOCOLS:-TLSv1.2 TLSv1.3};"
+  pin
   # Root master, www-data children: no -R needed. Debian's fpm php.ini and
   # conf.d apply (OPcache on).
   cat >"$TMP/fpm.conf" <<CONF
@@ -117,11 +143,11 @@ listen.mode = 0666
 pm = static
 pm.max_children = $WORKERS
 CONF
-  setsid php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
-  PIDS+=($!)
+  setsid "${PIN[@]}" php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
+  PIDS+=($!); FPM_PGID=$!
   mkdir -p "$TMP/nginx"
   cat >"$TMP/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes ${NGINX_WORKERS:-auto};
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log;
 daemon off;
@@ -136,7 +162,7 @@ http {
   uwsgi_temp_path $TMP/nginx/uwsgi;
   scgi_temp_path $TMP/nginx/scgi;
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    $listen
     root $DOC;
     location ~ ^/stream/.+\.php\$ {
       include /etc/nginx/fastcgi_params;
@@ -153,13 +179,14 @@ http {
   }
 }
 CONF
-  setsid nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$NGINX_PORT/hello.php" "$!" \
+  setsid "${PIN[@]}" nginx -c "$TMP/nginx.conf" 2>>"$TMP/nginx-error.log" &
+  PIDS+=($!); NGINX_PGID=$!
+  wait_http "$(scheme)://127.0.0.1:$NGINX_PORT/hello.php" "$!" \
     || die "nginx + php-fpm did not answer on :$NGINX_PORT: $(cat "$TMP"/fpm.log "$TMP"/nginx-error.log | tail -n 5)"
 }
 
 start_apache() {
+  [ -z "${TLS_CERT:-}" ] || die "Apache is not set up for TLS here: SKIP=apache"
   APACHE_PORT=$(free_port)
   local m=/usr/lib/apache2/modules c procs=64
   # Prefork serves one keep-alive connection per process, so Apache gets at
@@ -200,7 +227,8 @@ DirectoryIndex index.php index.html
   SetHandler application/x-httpd-php
 </FilesMatch>
 CONF
-  APACHE_RUN_DIR=$TMP setsid apache2 -f "$TMP/apache.conf" -DFOREGROUND 2>>"$TMP/apache-error.log" &
+  pin
+  APACHE_RUN_DIR=$TMP setsid "${PIN[@]}" apache2 -f "$TMP/apache.conf" -DFOREGROUND 2>>"$TMP/apache-error.log" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$APACHE_PORT/hello.php" "$!" \
     || die "apache did not answer on :$APACHE_PORT: $(tail -n 5 "$TMP/apache-error.log")"
@@ -214,15 +242,23 @@ start_all() {
   skipped fpm || start_fpm_nginx
   skipped apache || start_apache
   SERVERS=()
-  skipped spindle || SERVERS+=("spindle=http://127.0.0.1:$SPINDLE_PORT")
-  skipped fpm || SERVERS+=("fpm+nginx=http://127.0.0.1:$NGINX_PORT")
+  skipped spindle || SERVERS+=("spindle=$(scheme)://127.0.0.1:$SPINDLE_PORT")
+  skipped fpm || SERVERS+=("fpm+nginx=$(scheme)://127.0.0.1:$NGINX_PORT")
   skipped apache || SERVERS+=("apache=http://127.0.0.1:$APACHE_PORT")
   [ ${#SERVERS[@]} -gt 0 ] || die "SKIP=\"$SKIP\" leaves no server to measure"
   local s body
   for s in "${SERVERS[@]}"; do
-    body=$(curl -s --max-time 5 "${s#*=}/hello.php")
+    body=$(bcurl -s --max-time 5 "${s#*=}/hello.php")
     [ "$body" = "Hello, World!" ] || die "${s%%=*} answered '$body' for /hello.php, expected 'Hello, World!'"
   done
+}
+
+# CPU time (user + system, clock ticks) used so far by the live processes of
+# these process groups (each server is one group, or two for fpm + nginx).
+group_ticks() { # pgid...
+  # A process may end between the glob and cat: not an error.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } \
+    | awk -v g=" $* " '{sub(/^.*\) /, ""); if (index(g, " " $3 " ")) t += $12 + $13} END {print t + 0}'
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -12,6 +12,8 @@ mapfile -t want < <("$(dirname "$0")/runtime-deps.sh" --list)
 want+=(php8.2-dev libclang-dev clang)
 if [ "${1:-}" = test ]; then
   want+=(pebble php8.2-cli php-symfony-mercure php-symfony-http-kernel php-symfony-routing curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3 docker.io debootstrap)
+  # bench/tls.sh (h2load, a certificate made with openssl).
+  want+=(nghttp2-client openssl)
   # The hub's transports (tests/hub_cluster.rs starts its own servers).
   want+=(redis-server postgresql)
 fi

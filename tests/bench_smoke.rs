@@ -5,7 +5,8 @@
 //! binary is the debug build and the runs are too short to mean anything.
 //!
 //! Needs what the scripts need: wrk, php8.2-fpm, nginx, apache2 with
-//! libapache2-mod-php8.2 (`scripts/deps.sh test` installs them).
+//! libapache2-mod-php8.2, and for tls.sh h2load (nghttp2-client) and openssl
+//! (`scripts/deps.sh test` installs them).
 
 mod support;
 
@@ -135,4 +136,25 @@ fn hub_cluster_bench_smoke_run() {
     assert!(out.contains("## 50 subscribers (25 per node"), "{out}");
     assert!(out.contains("| node B, p99 ms |"), "{out}");
     assert!(out.contains("| deliveries/s |"), "{out}");
+}
+
+/// bench/tls.sh (issue 14): Spindle over TLS vs nginx + php-fpm, h1 (wrk)
+/// and h2 (h2load). Keeps the certificate, the nginx TLS config, the
+/// negotiated-parameters check and the h2load parsing working.
+#[test]
+fn tls_bench_smoke_run() {
+    let out = bench(
+        "tls.sh",
+        &[
+            ("ROUNDS", "1"),
+            ("DURATION", "1"),
+            ("WARMUP", "1"),
+            ("CONNS", "10"),
+            ("STRICT", "1"),
+        ],
+        Duration::from_secs(180),
+    );
+    assert!(out.contains("| /hello.php | HTTP/2 (h2load) |"), "{out}");
+    assert!(out.contains("TLS: TLSv1.3 "), "{out}");
+    assert!(out.contains("Failures: none"), "{out}");
 }
