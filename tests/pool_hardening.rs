@@ -193,9 +193,27 @@ fn an_idle_worker_that_died_costs_no_request() {
     for round in 0..10 {
         assert_eq!(get(&s, "/hello.php").0, 200);
         let zygote = zygote_of(&s);
-        let workers = children(zygote as u32, "spindle-w");
+        let workers: Vec<_> = children(zygote as u32, "spindle-w")
+            .into_iter()
+            .filter(|(_, st)| *st != 'Z')
+            .collect();
         let (victim, _) = workers[round % workers.len()];
         kill(Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+        // Wait until it is dead (a zombie or gone): SIGKILL lands a moment
+        // after kill() returns, and a request that reaches a worker in that
+        // moment can be read by it and die with it, which no server can
+        // tell from a crash in PHP. What this tests is a worker that died
+        // while idle, before the next request.
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            let state = std::fs::read_to_string(format!("/proc/{victim}/stat"))
+                .ok()
+                .and_then(|st| st.rsplit_once(") ").and_then(|(_, t)| t.chars().next()));
+            if state.is_none_or(|c| c == 'Z') {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         // At once: whichever worker the request meets, it is answered.
         for _ in 0..4 {
             let (status, body) = get(&s, "/hello.php");
