@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Server, TempDir};
@@ -16,24 +15,11 @@ fn chromium_eventsource_receives_reconnects_and_resumes() {
     let report_name = format!("spindle-es-report-{}", std::process::id());
     let report = std::env::temp_dir().join(&report_name);
     let _ = std::fs::remove_file(&report);
-    let mut browser = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(s.url(&format!("/sse/eventsource.html?file={report_name}")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium is installed by scripts/deps.sh test");
+    let mut browser = support::chromium(
+        &s.url(&format!("/sse/eventsource.html?file={report_name}")),
+        &profile,
+        &[],
+    );
     // report.php writes the file with file_put_contents, which a reader may
     // catch half-written: wait until it holds a whole JSON document rather
     // than for a fixed time (issue 10, item 6).

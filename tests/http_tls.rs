@@ -358,28 +358,14 @@ fn chromium_runs_ten_eventsources_on_one_h2_connection() {
     let report_name = format!("spindle-h2-report-{}", std::process::id());
     let report = std::env::temp_dir().join(&report_name);
     let _ = std::fs::remove_file(&report);
-    let mut browser = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            "--ignore-certificate-errors",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!(
+    let mut browser = support::chromium(
+        &format!(
             "https://127.0.0.1:{}/sse/ten.html?file={report_name}",
             s.addr.port()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium is installed by scripts/deps.sh test");
+        ),
+        &profile,
+        &["--ignore-certificate-errors"],
+    );
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &serde_json::json!({"mercure": {"publish": ["*"]}}),

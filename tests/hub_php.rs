@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{client, Server, TempDir};
@@ -390,24 +389,11 @@ fn chromium_eventsource_receives_what_php_publishes() {
     let report_name = format!("spindle-hub-report-{}", std::process::id());
     let report = std::env::temp_dir().join(&report_name);
     let _ = std::fs::remove_file(&report);
-    let mut browser = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(s.url(&format!("/hub/page.html?file={report_name}")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium is installed by scripts/deps.sh test");
+    let mut browser = support::chromium(
+        &s.url(&format!("/hub/page.html?file={report_name}")),
+        &profile,
+        &[],
+    );
     let end = Instant::now() + Duration::from_secs(60);
     let mut text = String::new();
     // The page reports once, in one POST; wait until the file parses.

@@ -271,10 +271,10 @@ impl Runner {
         }
         let (run, arg) = (self.run, self.arg);
         with_c_request(req, handler, |creq, callbacks| {
-            // SAFETY: `run` and `arg` are what ext/spindle.c gave
-            // next_request for this call, which has not returned; `creq`
-            // and `callbacks` outlive the call, and C restores the worker
-            // script's callbacks before returning. Same thread as PHP.
+            // `run` and `arg` are what ext/spindle.c gave next_request for
+            // this call, which has not returned; C restores the worker
+            // script's callbacks before returning.
+            // SAFETY: valid C function and argument for this call; `creq` and `callbacks` outlive it; PHP's own thread.
             unsafe { run(arg, creq, callbacks) }
         })
     }
@@ -357,11 +357,12 @@ extern "C" fn cb_next_request(
 /// Runs `f` on the handler behind `ctx`; a panic must not unwind into C, so
 /// it ends the worker process (the master answers 502 and replaces it).
 fn with_handler<R>(ctx: *mut c_void, f: impl FnOnce(&mut dyn Handler) -> R) -> R {
-    // SAFETY: `ctx` is the `&mut &mut dyn Handler` that `with_c_request`
-    // installed for this thread, alive for the whole of its C call, and C
-    // calls back only from within it, never re-entrantly on the same
-    // handler (worker mode nests a request's handler inside the worker
-    // script's `next_request`: a different handler).
+    // `ctx` is the `&mut &mut dyn Handler` that `with_c_request` installed
+    // for this thread, alive for the whole of its C call; C calls back only
+    // from within it, never re-entrantly on the same handler (worker mode
+    // nests a request's handler inside the worker script's `next_request`:
+    // a different handler).
+    // SAFETY: a live, unaliased `&mut dyn Handler` for the duration of this callback.
     let handler: &mut &mut dyn Handler = unsafe { &mut *ctx.cast::<&mut dyn Handler>() };
     match catch_unwind(AssertUnwindSafe(|| f(&mut **handler))) {
         Ok(r) => r,

@@ -414,3 +414,28 @@ pub fn read_until_closed(r: &mut impl Read) -> Vec<u8> {
         }
     }
 }
+
+/// Debian's chromium, headless, with a fresh profile in `profile`, opening
+/// `url`; `extra` flags are added (e.g. `--ignore-certificate-errors`).
+/// Kill it before asserting, so a failure leaves no browser behind.
+pub fn chromium(url: &str, profile: &TempDir, extra: &[&str]) -> Child {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ])
+        .args(extra)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium is installed by scripts/deps.sh test")
+}
