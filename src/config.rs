@@ -97,6 +97,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SCRIPT", env = "SPINDLE_WORKER")]
     pub worker: Option<PathBuf>,
 
+    /// Worker mode: only PHP requests whose path matches this glob go to the
+    /// worker script (`*` matches any characters, `/` included: `/api/*`);
+    /// the others run classic, each script on its own. Repeatable.
+    #[arg(long, value_name = "GLOB", env = "SPINDLE_WORKER_MATCH")]
+    pub worker_match: Vec<String>,
+
+    /// Worker mode with --worker-match: how many of the --workers processes
+    /// run the worker script; the others serve classic requests
+    /// [default: half of them, rounded up].
+    #[arg(long, value_name = "N", env = "SPINDLE_WORKER_PROCESSES")]
+    pub worker_processes: Option<usize>,
+
     /// Largest request body accepted; larger ones get 413 and never reach PHP.
     /// Suffixes K, M, G (powers of 1024).
     #[arg(long, value_name = "SIZE", env = "SPINDLE_MAX_BODY_SIZE", default_value = "64M", value_parser = parse_size)]
@@ -806,7 +818,10 @@ pub struct Settings {
     pub workers: usize,
     pub threads: usize,
     pub php: PhpSettings,
+    /// What classic requests for paths that are not files run (`--front-controller`).
     pub front_controller: Option<FrontController>,
+    /// Worker mode: which PHP requests go to the worker script.
+    pub worker_route: Option<WorkerRoute>,
     pub max_body_size: u64,
     pub body_timeout: Option<Duration>,
     pub max_body_memory: u64,
@@ -849,6 +864,31 @@ pub struct PhpSettings {
     pub worker: Option<PathBuf>,
 }
 
+/// Worker mode's routing: which PHP requests the worker script serves, and
+/// how many processes run it.
+#[derive(Debug, Clone)]
+pub struct WorkerRoute {
+    /// What a path that is not a file runs when it goes to the worker script:
+    /// `--front-controller`, else the worker script itself.
+    pub front: FrontController,
+    /// `--worker-match`: the paths whose PHP requests go to the worker
+    /// script; `None`: all of them.
+    pub matcher: Option<globset::GlobSet>,
+    /// Processes that run the worker script; the other `workers` are classic.
+    pub processes: usize,
+}
+
+impl WorkerRoute {
+    /// Whether PHP requests for `raw_path` (as received, percent-encoded)
+    /// go to the worker script. Matched decoded, so `/%61pi/x` is `/api/x`.
+    pub fn takes(&self, raw_path: &str) -> bool {
+        self.matcher.as_ref().is_none_or(|m| {
+            let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+            m.is_match(decoded.as_ref())
+        })
+    }
+}
+
 /// The script that answers every path that is not a file.
 #[derive(Debug, Clone)]
 pub struct FrontController {
@@ -880,7 +920,9 @@ impl ServeArgs {
             Some(0) => return Err(bad("--workers", "must be at least 1")),
             Some(n) if n > 1024 => return Err(bad("--workers", format!("{n} is more than 1024"))),
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            None => std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(if self.worker_match.is_empty() { 1 } else { 2 }),
         };
         if let Some(name) = &self.user {
             match nix::unistd::User::from_name(name) {
@@ -903,19 +945,13 @@ impl ServeArgs {
             .as_deref()
             .map(|w| resolve_worker(&docroot, w))
             .transpose()?;
-        let front_controller = match (&self.front_controller, &worker) {
-            (Some(rel), _) => Some(resolve_front_controller(&docroot, rel)?),
-            // Worker mode is front-controller style: every PHP request goes
-            // to the worker script, whatever script the URL names.
-            (None, Some(w)) => Some(FrontController {
-                filename: w.clone(),
-                script_name: match w.strip_prefix(&docroot) {
-                    Ok(rel) => format!("/{}", rel.to_string_lossy()),
-                    Err(_) => format!("/{}", w.file_name().unwrap_or_default().to_string_lossy()),
-                },
-            }),
-            (None, None) => None,
-        };
+        let front_controller = self
+            .front_controller
+            .as_deref()
+            .map(|rel| resolve_front_controller(&docroot, rel))
+            .transpose()?;
+        let worker_route =
+            self.resolve_worker_route(&docroot, worker.as_deref(), &front_controller, workers)?;
         if self.max_header_size < 8192 {
             return Err(bad("--max-header-size", "must be at least 8K"));
         }
@@ -942,6 +978,7 @@ impl ServeArgs {
                 worker,
             },
             front_controller,
+            worker_route,
             max_body_size: self.max_body_size,
             body_timeout: (self.body_timeout > 0).then(|| Duration::from_secs(self.body_timeout)),
             max_body_memory: self.max_body_memory,
@@ -971,6 +1008,96 @@ impl ServeArgs {
             socket_mode: self.socket_mode,
             symlinks: self.symlinks,
         })
+    }
+}
+
+impl ServeArgs {
+    /// Worker mode's routing: `--worker-match` and `--worker-processes`.
+    fn resolve_worker_route(
+        &self,
+        docroot: &Path,
+        worker: Option<&Path>,
+        front_controller: &Option<FrontController>,
+        workers: usize,
+    ) -> Result<Option<WorkerRoute>, ConfigError> {
+        let Some(script) = worker else {
+            if !self.worker_match.is_empty() {
+                return Err(bad("--worker-match", "needs --worker"));
+            }
+            if self.worker_processes.is_some() {
+                return Err(bad(
+                    "--worker-processes",
+                    "needs --worker and --worker-match",
+                ));
+            }
+            return Ok(None);
+        };
+        // Worker mode is front-controller style: a path that is not a file
+        // goes to the worker script too, unless --front-controller is given.
+        let front = front_controller.clone().unwrap_or_else(|| FrontController {
+            filename: script.to_path_buf(),
+            script_name: match script.strip_prefix(docroot) {
+                Ok(rel) => format!("/{}", rel.to_string_lossy()),
+                Err(_) => format!(
+                    "/{}",
+                    script.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            },
+        });
+        if self.worker_match.is_empty() {
+            if self.worker_processes.is_some() {
+                return Err(bad(
+                    "--worker-processes",
+                    "only with --worker-match: without it every worker runs the worker script",
+                ));
+            }
+            return Ok(Some(WorkerRoute {
+                front,
+                matcher: None,
+                processes: workers,
+            }));
+        }
+        if workers < 2 {
+            return Err(bad(
+                "--workers",
+                "--worker-match needs at least 2: one runs the worker script, one classic requests",
+            ));
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in &self.worker_match {
+            if !pattern.starts_with('/') && !pattern.starts_with('*') {
+                return Err(bad(
+                    "--worker-match",
+                    format!("{pattern}: a path pattern starts with / (or *)"),
+                ));
+            }
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| bad("--worker-match", format!("{pattern}: {}", e.kind())))?;
+            set.add(glob);
+        }
+        let matcher = set
+            .build()
+            .map_err(|e| bad("--worker-match", e.to_string()))?;
+        let processes = match self.worker_processes {
+            None => workers.div_ceil(2),
+            Some(n) if n >= 1 && n < workers => n,
+            Some(n) => {
+                return Err(bad(
+                    "--worker-processes",
+                    format!(
+                        "{n}: must be between 1 and {} (--workers minus one, for classic requests)",
+                        workers - 1
+                    ),
+                ))
+            }
+        };
+        Ok(Some(WorkerRoute {
+            front,
+            matcher: Some(matcher),
+            processes,
+        }))
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::http::body::{self, Body};
 use crate::ipc::{self, Channel, Decoder, Encoder};
 use crate::metrics::Restart;
-use crate::worker::Zygote;
+use crate::worker::{WorkerKind, Zygote};
 
 use super::response::{
     cut, cut_after_sent, declared_length, decode_head, ends_event, make_sse, InFlight, Reply,
@@ -89,6 +89,7 @@ pub(super) const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 pub(super) struct Slot {
     pub(super) id: u64,
+    pub(super) kind: WorkerKind,
     pub(super) conn: WorkerConn,
     /// The zygote that forked this slot's worker, and its generation: kept
     /// alive until the worker is replaced.
@@ -172,7 +173,7 @@ impl Slot {
                 let result = self.serve(job, stream_place).await;
                 metrics.busy_workers.fetch_sub(1, Relaxed);
                 self.served += 1;
-                if let Some(w) = metrics.worker_script.get() {
+                if let (WorkerKind::Script, Some(w)) = (self.kind, metrics.worker_script.get()) {
                     w.requests.fetch_add(1, Relaxed);
                 }
                 match result {
@@ -283,9 +284,9 @@ impl Slot {
         let mut delay = Duration::from_millis(10);
         loop {
             let (zygote, generation) = self.supervisor.current();
-            let id = self.id;
+            let (id, kind) = (self.id, self.kind);
             let z = zygote.clone();
-            let spawned = tokio::task::spawn_blocking(move || z.spawn_worker(id)).await;
+            let spawned = tokio::task::spawn_blocking(move || z.spawn_worker(id, kind)).await;
             match spawned {
                 Ok(Ok((sock, pid))) => match WorkerConn::new(sock, pid) {
                     Ok(conn) => {
@@ -294,7 +295,9 @@ impl Slot {
                         self.generation = generation;
                         self.served = 0;
                         self.supervisor.metrics.workers.fetch_add(1, Relaxed);
-                        if let Some(w) = self.supervisor.metrics.worker_script.get() {
+                        if let (WorkerKind::Script, Some(w)) =
+                            (self.kind, self.supervisor.metrics.worker_script.get())
+                        {
                             w.boots.fetch_add(1, Relaxed);
                         }
                         return;
@@ -328,6 +331,7 @@ impl Slot {
             head,
             script,
             dispatched,
+            kind,
         } = job;
         // Kept until the worker answers, in case it never read the request.
         let mut undelivered = Some((message, body_fd, dispatched));
@@ -427,6 +431,7 @@ impl Slot {
                         head,
                         script,
                         dispatched,
+                        kind,
                     };
                     return Err(Failure::Undelivered(job, req.stream_place.take()));
                 }

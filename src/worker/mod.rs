@@ -11,6 +11,15 @@ mod zygote;
 
 pub use zygote::{zygote_process, Zygote, ZygoteArgs, ZygoteError};
 
+/// What a worker process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// Each request runs its own script.
+    Classic,
+    /// Requests go to the worker script's handler (`--worker`).
+    Script,
+}
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
