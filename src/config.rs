@@ -835,7 +835,8 @@ pub struct Settings {
     pub queue_size: usize,
     pub max_requests: Option<u64>,
     pub max_worker_rss: Option<u64>,
-    pub max_streaming_workers: usize,
+    /// `None`: all but one worker of each kind (at least one).
+    pub max_streaming_workers: Option<usize>,
     pub queue_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub admin_listen: Option<SocketAddr>,
@@ -960,8 +961,7 @@ impl ServeArgs {
         }
         let max_streaming_workers = match self.max_streaming_workers {
             Some(0) => return Err(bad("--max-streaming-workers", "must be at least 1")),
-            Some(n) => n,
-            None => workers.saturating_sub(1).max(1),
+            n => n,
         };
         let body_spool_dir = resolve_spool_dir(self.body_spool_dir.as_deref())?;
         let max_heartbeat =

@@ -875,3 +875,40 @@ fn with_worker_match_each_kind_of_worker_is_replaced_by_its_own_kind() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// --max-streaming-workers counts each kind of worker on its own: streams
+/// to classic scripts never take the last classic worker, whatever the
+/// worker-script processes do, and the other way round.
+#[test]
+fn with_worker_match_each_kind_keeps_a_worker_free_of_streams() {
+    use support::sse::Stream;
+    let s = Server::start(&[
+        "--workers",
+        "3",
+        "--worker",
+        "worker/echo.php",
+        "--worker-match",
+        "/api/*",
+        "--worker-processes",
+        "1",
+    ]);
+    // Two classic workers: one may stream.
+    let mut classic = Stream::open_sse(&s, "/sse/infinite.php?ms=200", "");
+    assert!(classic.head()[0].starts_with("http/1.1 200"));
+    assert_eq!(classic.event()[0], "id: 1");
+    let mut refused = Stream::open_sse(&s, "/sse/infinite.php", "");
+    let head = refused.head();
+    assert!(head[0].starts_with("http/1.1 503"), "{head:?}");
+    assert!(
+        head.iter().any(|h| h.starts_with("retry-after:")),
+        "{head:?}"
+    );
+    let (status, body) = get(&s, "/hello.php");
+    assert_eq!((status, body.trim()), (200, "Hello, World!"));
+    // The one worker-script process may stream: the classic stream holds
+    // no place among its kind's.
+    let mut script = Stream::open_sse(&s, "/api/events?do=forever", "");
+    assert!(script.head()[0].starts_with("http/1.1 200"));
+    assert_eq!(script.event(), vec!["data: 0".to_string()]);
+    assert_eq!(classic.event()[0], "id: 2", "the classic stream goes on");
+}

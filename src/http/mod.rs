@@ -298,7 +298,7 @@ impl App {
             .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream"));
         // With the hub, a request for a stream may well be a hand-off that
         // frees its worker at once: the slot counts it only if it streams.
-        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left() {
+        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left(kind) {
             self.metrics
                 .rejected_streams
                 .fetch_add(1, Ordering::Relaxed);

@@ -64,7 +64,8 @@ pub struct Pool {
     classic: async_channel::Sender<Job>,
     script: async_channel::Sender<Job>,
     supervisor: Arc<Supervisor>,
-    max_streaming_workers: usize,
+    /// --max-streaming-workers, per kind of worker.
+    stream_limits: [usize; 2],
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +78,11 @@ pub struct PoolConfig {
     pub max_requests: Option<u64>,
     /// Replace a worker, between requests, once its RSS passes this (bytes).
     pub max_worker_rss: Option<u64>,
-    /// Workers that may hold streaming responses at once; requests that
-    /// want `text/event-stream` past it get 503 (--max-streaming-workers).
-    pub max_streaming_workers: usize,
+    /// Workers of each kind that may hold streaming responses at once;
+    /// requests that want `text/event-stream` past it get 503
+    /// (--max-streaming-workers). `None`: all but one of each kind, at
+    /// least one, so that ordinary requests keep a worker.
+    pub max_streaming_workers: Option<usize>,
     /// The hub PHP publishes to and hands subscribers over to (`--hub`).
     pub hub: Option<Arc<crate::hub::Hub>>,
 }
@@ -99,6 +102,13 @@ impl Pool {
         } else {
             classic.clone()
         };
+        let mut stream_limits = [0; 2];
+        for kind in [WorkerKind::Classic, WorkerKind::Script] {
+            let n = workers.iter().filter(|w| w.2 == kind).count();
+            stream_limits[kind.index()] = config
+                .max_streaming_workers
+                .unwrap_or_else(|| n.saturating_sub(1).max(1));
+        }
         let (zygote, generation) = supervisor.current();
         for (i, (sock, pid, kind)) in workers.into_iter().enumerate() {
             let queue = match kind {
@@ -108,6 +118,7 @@ impl Pool {
             let slot = Slot {
                 id: i as u64 + 1,
                 kind,
+                stream_limit: stream_limits[kind.index()],
                 conn: WorkerConn::new(sock, pid)?,
                 zygote: zygote.clone(),
                 generation,
@@ -127,7 +138,7 @@ impl Pool {
         }
         tokio::spawn(supervisor.clone().watch_zygote());
         Ok(Pool {
-            max_streaming_workers: config.max_streaming_workers,
+            stream_limits,
             classic: classic.0,
             script: script.0,
             supervisor,
@@ -145,10 +156,10 @@ impl Pool {
     }
 
     /// Whether a request that wants `text/event-stream` may still get a
-    /// worker: false once --max-streaming-workers workers hold streams, so
-    /// that ordinary requests keep the rest.
-    pub fn stream_slots_left(&self) -> bool {
-        self.supervisor.streaming.load(Relaxed) < self.max_streaming_workers
+    /// worker of `kind`: false once --max-streaming-workers of them hold
+    /// streams, so that ordinary requests keep the rest.
+    pub fn stream_slots_left(&self, kind: WorkerKind) -> bool {
+        self.supervisor.streaming[kind.index()].load(Relaxed) < self.stream_limits[kind.index()]
     }
 
     /// Requests waiting for a worker.

@@ -90,6 +90,8 @@ pub(super) const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
 pub(super) struct Slot {
     pub(super) id: u64,
     pub(super) kind: WorkerKind,
+    /// Workers of this kind that may hold streams at once.
+    pub(super) stream_limit: usize,
     pub(super) conn: WorkerConn,
     /// The zygote that forked this slot's worker, and its generation: kept
     /// alive until the worker is replaced.
@@ -147,10 +149,8 @@ impl Slot {
             // tabs connecting at once with 2 workers, though none would
             // have held a worker.
             let stream_place = if job.accepts_sse && self.config.hub.is_none() {
-                if !self
-                    .supervisor
-                    .reserve_stream(self.config.max_streaming_workers)
-                {
+                let place = self.supervisor.reserve_stream(self.kind, self.stream_limit);
+                if place.is_none() {
                     self.supervisor
                         .metrics
                         .rejected_streams
@@ -158,7 +158,7 @@ impl Slot {
                     let _ = job.reply.send(body::too_many_streams());
                     continue;
                 }
-                Some(StreamPlace(self.supervisor.clone()))
+                place
             } else {
                 None
             };
@@ -598,11 +598,10 @@ impl Slot {
                 // past --max-streaming-workers; its script is told the
                 // client left and ends at its next flush.
                 if !end && req.accepts_sse && req.stream_place.is_none() {
-                    if self
-                        .supervisor
-                        .reserve_stream(self.config.max_streaming_workers)
+                    if let Some(place) =
+                        self.supervisor.reserve_stream(self.kind, self.stream_limit)
                     {
-                        req.stream_place = Some(StreamPlace(self.supervisor.clone()));
+                        req.stream_place = Some(place);
                     } else {
                         self.supervisor
                             .metrics
@@ -643,7 +642,7 @@ impl Slot {
                         req.reply = Reply::Streaming(btx);
                         req.stream_gauge = Some(StreamGauge::new(metrics));
                         if req.stream_place.is_none() {
-                            req.stream_place = Some(StreamPlace::take(&self.supervisor));
+                            req.stream_place = Some(StreamPlace::take(&self.supervisor, self.kind));
                         }
                     }
                     Body::Channel(brx)

@@ -20,6 +20,16 @@ pub enum WorkerKind {
     Script,
 }
 
+impl WorkerKind {
+    /// For arrays with one entry per kind.
+    pub fn index(self) -> usize {
+        match self {
+            WorkerKind::Classic => 0,
+            WorkerKind::Script => 1,
+        }
+    }
+}
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
