@@ -283,7 +283,9 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
 {
     struct handler_call *call = arg;
     const spindle_callbacks *boot_cb = spindle_cb;
-    int result = 0;
+    /* Live across zend_try's setjmp and written before it: volatile, so a
+     * bailout's longjmp cannot bring back a stale register copy. */
+    volatile int result = 0;
 
     end_request_state();
     if (begin_request_state(req, callbacks) == FAILURE) {
