@@ -72,7 +72,13 @@ fn a_laravel_app_answers_the_same_in_worker_mode_boots_once_and_keeps_sessions_a
 
     let c = client();
     let get = |s: &Server, path: &str| response(c.get(s.url(path)).send().unwrap());
-    for path in ["/", "/hello/world", "/json?b=2&a=1", "/no/such/route", "/boom"] {
+    for path in [
+        "/",
+        "/hello/world",
+        "/json?b=2&a=1",
+        "/no/such/route",
+        "/boom",
+    ] {
         let a = get(&classic, path);
         assert_eq!(a, get(&worker, path), "{path}");
         let expect = match path {
