@@ -78,12 +78,15 @@ fn a_laravel_app_answers_the_same_in_worker_mode_boots_once_and_keeps_sessions_a
         "/json?b=2&a=1",
         "/no/such/route",
         "/boom",
+        // A fatal error (the time limit): the exception handler's page,
+        // rendered from the shutdown function Laravel registers at boot.
+        "/fatal",
     ] {
         let a = get(&classic, path);
         assert_eq!(a, get(&worker, path), "{path}");
         let expect = match path {
             "/no/such/route" => 404,
-            "/boom" => 500,
+            "/boom" | "/fatal" => 500,
             _ => 200,
         };
         assert_eq!(a.0, expect, "{path}: {}", a.2);
@@ -95,6 +98,7 @@ fn a_laravel_app_answers_the_same_in_worker_mode_boots_once_and_keeps_sessions_a
         "{hello}"
     );
     assert!(get(&worker, "/boom").2.contains("Server Error"));
+    assert!(get(&worker, "/fatal").2.contains("Server Error"));
     assert!(get(&worker, "/no/such/route").2.contains("Not Found"));
 
     for s in [&classic, &worker] {

@@ -180,6 +180,9 @@ fn symfony_runtime_serves_the_same_app_in_worker_mode_and_boots_it_once() {
         "/echo?b=2&a=1",
         "/no/such/route",
         "/boom",
+        // A fatal error (the time limit): the page of Symfony's ErrorHandler,
+        // which answers it from a shutdown function registered at boot.
+        "/fatal",
         "/hello/again",
     ] {
         let a = get(&classic, path);
@@ -188,7 +191,7 @@ fn symfony_runtime_serves_the_same_app_in_worker_mode_and_boots_it_once() {
         // framework's own error pages, not the server's.
         match path {
             "/no/such/route" => assert_eq!(a.0, 404, "{}", a.2),
-            "/boom" => {
+            "/boom" | "/fatal" => {
                 assert_eq!(a.0, 500, "{}", a.2);
                 assert!(a.2.contains("Internal Server Error"), "{}", a.2);
             }

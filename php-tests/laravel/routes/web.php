@@ -52,3 +52,11 @@ Route::get('/boom', function () {
 Route::get('/boot', function () {
     return response(getmypid() . ' ' . app('boot.id'), 200, ['Content-Type' => 'text/plain']);
 });
+
+// A fatal error, which no error handler sees (the time limit): Laravel
+// answers it from the shutdown function it registered while booting.
+Route::get('/fatal', function () {
+    set_time_limit(1);
+    while (true) {
+    }
+});

@@ -80,6 +80,7 @@ class Kernel extends BaseKernel
         $routes->add('echo', '/echo')->controller([AppController::class, 'echo']);
         $routes->add('form', '/form')->controller([AppController::class, 'form'])->methods(['POST']);
         $routes->add('boom', '/boom')->controller([AppController::class, 'boom']);
+        $routes->add('fatal', '/fatal')->controller([AppController::class, 'fatal']);
         $routes->add('visit', '/visit')->controller([AppController::class, 'visit']);
         $routes->add('counter', '/counter')->controller([AppController::class, 'counter']);
         $routes->add('boot', '/boot')->controller([AppController::class, 'boot']);

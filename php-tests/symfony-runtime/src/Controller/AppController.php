@@ -56,6 +56,16 @@ final class AppController
         throw new \RuntimeException('boom from the controller');
     }
 
+    /** A fatal error, which no error handler sees (the time limit):
+     * Symfony's ErrorHandler answers it from the shutdown function it
+     * registered while booting. */
+    public function fatal(): Response
+    {
+        set_time_limit(1);
+        while (true) {
+        }
+    }
+
     public function visit(Request $request): Response
     {
         $session = $request->getSession();
