@@ -11,6 +11,7 @@
 #                      what Spindle's rustls offers)
 #   SERVER_CPUS        run every server under `taskset -c SERVER_CPUS`
 #   NGINX_WORKERS      nginx's worker_processes (default auto)
+#   FPM_POOL_EXTRA     lines added to php-fpm's pool section (env[...])
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -142,6 +143,7 @@ listen = $TMP/fpm.sock
 listen.mode = 0666
 pm = static
 pm.max_children = $WORKERS
+${FPM_POOL_EXTRA:-}
 CONF
   setsid "${PIN[@]}" php-fpm8.2 -F -y "$TMP/fpm.conf" 2>>"$TMP/fpm.log" &
   PIDS+=($!); FPM_PGID=$!

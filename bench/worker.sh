@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Worker mode vs classic mode vs php-fpm + nginx, same run: the hello route
 # of a Symfony HttpKernel app from Debian's packages (php-tests/symfony/),
-# GET /index.php (path info "/"), plus Spindle's plain /hello.php for
-# reference, classic and from a bare worker script (the worker-mode path
-# without a framework). Requests/s and latency per server, then each Spindle worker's
-# RSS after the run (worker mode keeps the app booted: it must not grow).
+# GET /index.php (path info "/"), and of a Laravel 8 app (php-tests/laravel/,
+# Debian's php-laravel-framework; the route runs the skeleton's web
+# middleware: cookies, a file session), GET /laravel/public/index.php, plus
+# Spindle's plain /hello.php for reference, classic and from a bare worker
+# script (the worker-mode path without a framework). Requests/s and latency per
+# server, then each Spindle worker's RSS after the run (worker mode keeps
+# the app booted: it must not grow).
 # Usage: bench/worker.sh [--help]   (as root on Debian 12)
 # Knobs (environment):
 #   WORKERS=2       PHP workers for every server
@@ -15,7 +18,7 @@
 #   SPINDLE_BIN=... use this binary instead of `cargo build --release`
 #   OUT=bench/results/worker.md   where the markdown results go
 set -euo pipefail
-if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,15p' "$0" | cut -c3-; exit 0; fi
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then sed -n '2,19p' "$0" | cut -c3-; exit 0; fi
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
@@ -27,6 +30,8 @@ SKIP="apache"
 install_deps
 [ -f /usr/share/php/Symfony/Component/HttpKernel/autoload.php ] \
   || apt-get install -y --no-install-recommends php-symfony-http-kernel php-symfony-routing >&2
+[ -f /usr/share/php/Illuminate/autoload.php ] \
+  || apt-get install -y --no-install-recommends php-laravel-framework >&2
 build_spindle
 cp "$ROOT"/php-tests/symfony/*.php "$DOC/"
 echo '<?php echo "Hello, World!";' >"$DOC/hello.php"
@@ -35,6 +40,14 @@ cat >"$DOC/bare-worker.php" <<'PHP'
 $hello = static function () { echo "Hello, World!"; };
 while (spindle_handle_request($hello)) {}
 PHP
+# The Laravel app, with storage/ and its bootstrap cache in LARAVEL_VAR_DIR,
+# writable by FPM's www-data children too.
+cp -r "$ROOT/php-tests/laravel" "$DOC/laravel"
+export LARAVEL_VAR_DIR="$TMP/laravel-var"
+mkdir -p "$LARAVEL_VAR_DIR"/{storage/framework/views,storage/framework/sessions,storage/framework/cache,storage/logs,cache}
+chmod -R 777 "$LARAVEL_VAR_DIR"
+FPM_POOL_EXTRA="env[LARAVEL_VAR_DIR] = $LARAVEL_VAR_DIR"
+LARAVEL=/laravel/public/index.php
 
 # Spindle twice: classic (index.php boots the app per request) and worker
 # mode (worker.php boots it once per process).
@@ -53,10 +66,24 @@ start_spindle_as() { # name extra-flags...
 SERVERS=()
 start_spindle_as classic
 start_spindle_as worker --worker worker.php
+start_spindle_as laravel_worker --worker laravel/worker.php
 start_fpm_nginx
 SERVERS+=("fpm+nginx=http://127.0.0.1:$NGINX_PORT")
+# Which servers serve which app: the Symfony worker serves only Symfony,
+# the Laravel worker only Laravel; classic Spindle and FPM serve both.
+SYMFONY_SERVERS=() LARAVEL_SERVERS=()
 for s in "${SERVERS[@]}"; do
+  case ${s%%=*} in
+    laravel_worker) LARAVEL_SERVERS+=("worker=${s#*=}") ;;
+    worker) SYMFONY_SERVERS+=("$s") ;;
+    *) SYMFONY_SERVERS+=("$s") LARAVEL_SERVERS+=("$s") ;;
+  esac
+done
+for s in "${SYMFONY_SERVERS[@]}"; do
   [ "$(curl -s "${s#*=}/index.php")" = "Hello, World!" ] || die "${s%%=*}: wrong answer from /index.php"
+done
+for s in "${LARAVEL_SERVERS[@]}"; do
+  [ "$(curl -s "${s#*=}$LARAVEL")" = "Hello, World!" ] || die "${s%%=*}: wrong answer from $LARAVEL: $(curl -s "${s#*=}$LARAVEL" | head -c 300)"
 done
 # The bare worker script answers hello for every path; measured on
 # /hello.php only, not among the Symfony servers.
@@ -78,10 +105,12 @@ measure() { # label url
   echo "$1 $rps $p50 $p99 ${bad:-0}" >>"$RES"
   log "$1: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, non-2xx ${bad:-0}"
 }
-for s in "${SERVERS[@]}"; do wrk -t2 -c"$CONNS" -d2s "${s#*=}/index.php" >/dev/null; done
+for s in "${SYMFONY_SERVERS[@]}"; do wrk -t2 -c"$CONNS" -d2s "${s#*=}/index.php" >/dev/null; done
+for s in "${LARAVEL_SERVERS[@]}"; do wrk -t2 -c"$CONNS" -d2s "${s#*=}$LARAVEL" >/dev/null; done
 for round in $(seq 1 "$ROUNDS"); do
   log "round $round/$ROUNDS"
-  for s in "${SERVERS[@]}"; do measure "symfony:${s%%=*}" "${s#*=}/index.php"; done
+  for s in "${SYMFONY_SERVERS[@]}"; do measure "symfony:${s%%=*}" "${s#*=}/index.php"; done
+  for s in "${LARAVEL_SERVERS[@]}"; do measure "laravel:${s%%=*}" "${s#*=}$LARAVEL"; done
   measure "hello.php:classic" "${SERVERS[0]#*=}/hello.php"
   measure "hello:bare-worker" "$BARE/hello.php"
 done
@@ -100,18 +129,20 @@ requests=$(awk -v n="$ROUNDS" 'BEGIN {print n}')
   echo "# Worker mode benchmark"
   echo
   echo "$(date -u +%F), $(nproc) CPUs, WORKERS=$WORKERS, CONNS=$CONNS, DURATION=${DURATION}s, ROUNDS=$requests (medians)."
-  echo "Symfony HttpKernel 5.4 (Debian) hello route, GET /index.php; plain hello.php on Spindle classic for reference."
+  echo "Symfony HttpKernel 5.4 (Debian) hello route, GET /index.php; Laravel 8.83 (Debian) hello route through the web middleware, GET $LARAVEL;"
+  echo "plain hello.php on Spindle classic for reference. req/s: median (min-max over the rounds)."
   echo
   echo "| what | req/s | p50 ms | p99 ms | non-2xx |"
   echo "|---|---|---|---|---|"
   for what in $(awk '{print $1}' "$RES" | sort -u); do
     rps=$(awk -v w="$what" '$1==w {print $2}' "$RES" | median)
+    rps="$rps ($(awk -v w="$what" '$1==w {print $2}' "$RES" | sort -g | sed -n '1p;$p' | paste -sd-))"
     p50=$(awk -v w="$what" '$1==w {print $3}' "$RES" | median)
     p99=$(awk -v w="$what" '$1==w {print $4}' "$RES" | median)
     bad=$(awk -v w="$what" '$1==w {s+=$5} END {print s+0}' "$RES")
     echo "| $what | $rps | $p50 | $p99 | $bad |"
   done
   echo
-  echo "Worker RSS after the run: classic $(rss_of "$PID_classic"), worker mode $(rss_of "$PID_worker")."
+  echo "Worker RSS after the run: classic $(rss_of "$PID_classic"), Symfony worker mode $(rss_of "$PID_worker"), Laravel worker mode $(rss_of "$PID_laravel_worker")."
 } >"$OUT"
 cat "$OUT"

@@ -283,7 +283,9 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
 {
     struct handler_call *call = arg;
     const spindle_callbacks *boot_cb = spindle_cb;
-    int result = 0;
+    /* Live across zend_try's setjmp and written before it: volatile, so a
+     * bailout's longjmp cannot bring back a stale register copy. */
+    volatile int result = 0;
 
     end_request_state();
     if (begin_request_state(req, callbacks) == FAILURE) {
@@ -329,12 +331,32 @@ static int run_handler(void *arg, const spindle_request *req, const spindle_call
         zend_end_try();
         handling = 0;
         abort_unwinding = 0;
+        if (call->bailed) {
+            /* A fatal error: the script ends with this request, as a classic
+             * script ends at one. The shutdown functions it registered while
+             * booting run now, first (registration order), while the
+             * response is still open, and not again at its end. Frameworks
+             * answer a fatal error there (Laravel's HandleExceptions,
+             * Symfony's ErrorHandler); later, their page would go to the
+             * log and the client would get an empty 500. (Memory exhaustion
+             * in Debian's PHP 8.2.36 is reported at the next safe point and
+             * unwinds like exit(), without a bailout: not covered here.) */
+            HashTable *request_shutdown = BG(user_shutdown_function_names);
+            BG(user_shutdown_function_names) = boot_shutdown;
+            php_call_shutdown_functions();
+            if (EG(exception)) {
+                zend_exception_error(EG(exception), E_ERROR);
+            }
+            php_free_shutdown_functions();
+            BG(user_shutdown_function_names) = request_shutdown;
+        }
         php_call_shutdown_functions();
         if (EG(exception)) {
             zend_exception_error(EG(exception), E_ERROR);
         }
         php_free_shutdown_functions();
-        BG(user_shutdown_function_names) = boot_shutdown;
+        /* The boot's, unless they ran above. */
+        BG(user_shutdown_function_names) = call->bailed ? NULL : boot_shutdown;
         zend_unset_timeout();
         if (EG(exit_status) == 255 || call->bailed) {
             result |= SPINDLE_EXEC_FATAL;

@@ -11,7 +11,7 @@ set -euo pipefail
 mapfile -t want < <("$(dirname "$0")/runtime-deps.sh" --list)
 want+=(php8.2-dev libclang-dev clang)
 if [ "${1:-}" = test ]; then
-  want+=(pebble php8.2-cli php-symfony-mercure php-symfony-http-kernel php-symfony-routing curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3 docker.io debootstrap)
+  want+=(pebble php8.2-cli php-symfony-mercure php-symfony-http-kernel php-symfony-routing php-symfony-runtime php-symfony-framework-bundle php-laravel-framework curl chromium nginx-light wrk php8.2-fpm apache2 libapache2-mod-php8.2 python3 docker.io debootstrap)
   # bench/tls.sh (h2load, a certificate made with openssl).
   want+=(nghttp2-client openssl)
   # The hub's transports (tests/hub_cluster.rs starts its own servers).

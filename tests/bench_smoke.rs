@@ -159,9 +159,9 @@ fn tls_bench_smoke_run() {
     assert!(out.contains("Failures: none"), "{out}");
 }
 
-/// bench/worker.sh (issue 13): a Symfony app's hello route in worker mode,
-/// classic mode and under php-fpm + nginx, plus hello from a bare worker
-/// script. Every row must have answered 2xx only.
+/// bench/worker.sh (issue 13): a Symfony and a Laravel app's hello routes
+/// in worker mode, classic mode and under php-fpm + nginx, plus hello from
+/// a bare worker script. Every row must have answered 2xx only.
 #[test]
 fn worker_bench_smoke_run() {
     let out = bench(
@@ -173,6 +173,9 @@ fn worker_bench_smoke_run() {
         "symfony:classic",
         "symfony:worker",
         "symfony:fpm+nginx",
+        "laravel:classic",
+        "laravel:worker",
+        "laravel:fpm+nginx",
         "hello.php:classic",
         "hello:bare-worker",
     ] {

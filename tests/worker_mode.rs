@@ -354,6 +354,29 @@ fn a_fatal_error_answers_500_and_the_script_is_booted_again() {
     assert_eq!(after["handled"], 1, "a fresh boot");
 }
 
+/// A framework answers a fatal error from a shutdown function it registered
+/// while booting (Laravel's HandleExceptions, Symfony's ErrorHandler): in
+/// worker mode that function must run while the failed request is still
+/// open, as it does in classic mode, not later into the server log.
+#[test]
+fn a_fatal_error_runs_the_boots_shutdown_functions_for_its_client() {
+    let s = worker_server(&[]);
+    let before = seen(&get(&s, "/a").1);
+    let (status, body) = get(&s, "/b?do=fatal");
+    assert_eq!(status, 500);
+    assert!(
+        body.ends_with("boot-shutdown-function-ran\n"),
+        "the boot's shutdown function answered the client: {body:?}"
+    );
+    let after = next_boot(&s, &before["pid"]);
+    assert_eq!(after["handled"], 1, "a fresh boot");
+    assert!(
+        !s.log().contains("boot-shutdown-function-ran"),
+        "and did not run again when the script ended: {}",
+        s.log()
+    );
+}
+
 #[test]
 fn a_script_that_exits_is_restarted() {
     let s = worker_server(&[]);

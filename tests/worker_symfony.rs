@@ -1,6 +1,8 @@
 //! Worker mode with a real framework (issue 13): a Symfony HttpKernel app
 //! from Debian's packages (php-tests/symfony/) answers the same requests
-//! identically in classic mode and in worker mode, where it boots once.
+//! identically in classic mode and in worker mode, where it boots once; so
+//! does a FrameworkBundle app run by the Runtime component
+//! (php-tests/symfony-runtime/).
 
 mod support;
 
@@ -97,4 +99,192 @@ fn a_symfony_app_answers_the_same_in_worker_and_classic_mode() {
         assert_eq!(answer(s, &again).2, "visit 2\n");
         assert_eq!(answer(s, &req("/visit")).2, "visit 1\n");
     }
+}
+
+/// Fails, rather than skips, when `scripts/deps.sh test` has not installed
+/// a package the fixture is built from.
+fn require_debian_package(package: &str, file: &str) {
+    assert!(
+        std::path::Path::new(file).exists(),
+        "{file} is missing: install Debian's {package} (scripts/deps.sh test)"
+    );
+}
+
+/// Status, the headers the app sets (Set-Cookie whole) and the body.
+fn response(r: reqwest::blocking::Response) -> (u16, Vec<(String, String)>, String) {
+    let status = r.status().as_u16();
+    let headers = [
+        "content-type",
+        "x-custom",
+        "cache-control",
+        "set-cookie",
+        "location",
+    ]
+    .iter()
+    .flat_map(|h| {
+        r.headers()
+            .get_all(*h)
+            .iter()
+            .map(|v| (h.to_string(), v.to_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    })
+    .collect();
+    (status, headers, r.text().unwrap())
+}
+
+/// A Symfony Flex-style application (php-tests/symfony-runtime/: a
+/// FrameworkBundle micro-kernel, public/index.php returning a closure that
+/// makes the kernel, vendor/autoload_runtime.php as Composer's runtime
+/// plugin writes it) runs through the Runtime component in both modes; in
+/// worker mode the runtime's runner loops on frankenphp_handle_request(),
+/// as runtime/frankenphp-symfony's does.
+#[test]
+fn symfony_runtime_serves_the_same_app_in_worker_mode_and_boots_it_once() {
+    require_debian_package(
+        "php-symfony-runtime",
+        "/usr/share/php/Symfony/Component/Runtime/autoload.php",
+    );
+    require_debian_package(
+        "php-symfony-framework-bundle",
+        "/usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php",
+    );
+    let public = support::fixtures().join("symfony-runtime/public");
+    // The kernel's cache and log directories (the compiled container).
+    let var = support::TempDir::new("symfony-runtime");
+    let var_dir = var.path().to_str().unwrap();
+    let start = |mode: &[&str]| {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            public.to_string_lossy().into_owned(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--workers".into(),
+            "1".into(),
+        ];
+        args.extend(mode.iter().map(|s| s.to_string()));
+        Server::start_args(&args, &[("SYMFONY_VAR_DIR", var_dir)])
+    };
+    let classic = start(&["--front-controller", "index.php"]);
+    let worker = start(&["--worker", "index.php"]);
+    assert!(
+        worker.log().contains("booted in"),
+        "the worker script booted: {}",
+        worker.log()
+    );
+
+    let c = client();
+    let get = |s: &Server, path: &str| response(c.get(s.url(path)).send().unwrap());
+    for path in [
+        "/index.php",
+        "/hello/world",
+        "/echo?b=2&a=1",
+        "/no/such/route",
+        "/boom",
+        // A fatal error (the time limit): the page of Symfony's ErrorHandler,
+        // which answers it from a shutdown function registered at boot.
+        "/fatal",
+        "/hello/again",
+    ] {
+        let a = get(&classic, path);
+        assert_eq!(a, get(&worker, path), "{path}");
+        // The router's 404 and the controller's exception are the
+        // framework's own error pages, not the server's.
+        match path {
+            "/no/such/route" => assert_eq!(a.0, 404, "{}", a.2),
+            "/boom" | "/fatal" => {
+                assert_eq!(a.0, 500, "{}", a.2);
+                assert!(a.2.contains("Internal Server Error"), "{}", a.2);
+            }
+            "/hello/world" => {
+                assert_eq!(a.2, "Hello world\n");
+                assert!(a.1.contains(&(
+                    "set-cookie".into(),
+                    "greeted=world; path=/; httponly; samesite=lax".into()
+                )));
+            }
+            _ => assert_eq!(a.0, 200, "{path}: {}", a.2),
+        }
+    }
+    // A form POST, a request cookie and header, then a request without them.
+    let post = |s: &Server| {
+        response(
+            c.post(s.url("/form"))
+                .form(&[("name", "Ann"), ("tags[]", "a"), ("tags[]", "b")])
+                .send()
+                .unwrap(),
+        )
+    };
+    let with_cookie = |s: &Server| {
+        response(
+            c.get(s.url("/echo?q=1"))
+                .header("Cookie", "greeted=world; theme=dark")
+                .header("X-Test", "yes")
+                .send()
+                .unwrap(),
+        )
+    };
+    for s in [&classic, &worker] {
+        let (status, _, body) = post(s);
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            body,
+            r#"{"form":{"name":"Ann","tags":["a","b"]},"type":"form"}"#
+        );
+        let (_, _, body) = with_cookie(s);
+        assert_eq!(
+            body,
+            r#"{"method":"GET","path":"\/echo","query":{"q":"1"},"form":[],"cookies":{"greeted":"world","theme":"dark"},"header":"yes"}"#
+        );
+        let (_, _, body) = get(s, "/echo");
+        assert_eq!(
+            body,
+            r#"{"method":"GET","path":"\/echo","query":[],"form":[],"cookies":[],"header":null}"#
+        );
+    }
+    // Sessions: one client's counter goes up; another client starts afresh.
+    for s in [&classic, &worker] {
+        let (_, headers, body) = get(s, "/visit");
+        assert_eq!(body, "visit 1\n");
+        let cookie = headers
+            .iter()
+            .find(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.split(';').next().unwrap().to_string())
+            .expect("a session cookie");
+        let again = c.get(s.url("/visit")).header("Cookie", &cookie).send();
+        assert_eq!(response(again.unwrap()).2, "visit 2\n");
+        assert_eq!(get(s, "/visit").2, "visit 1\n");
+    }
+
+    // Booted once: one process, one kernel, for every request; classic
+    // mode makes a kernel per request in the same process.
+    let boots = |s: &Server| -> Vec<(String, String)> {
+        (0..3)
+            .map(|_| {
+                let body = get(s, "/boot").2;
+                let (pid, id) = body.split_once(' ').expect("pid and boot id");
+                (pid.to_string(), id.to_string())
+            })
+            .collect()
+    };
+    let w = boots(&worker);
+    assert!(w.iter().all(|b| *b == w[0]), "worker mode: {w:?}");
+    let k = boots(&classic);
+    assert!(k.iter().all(|b| b.0 == k[0].0), "classic mode: {k:?}");
+    assert!(k[0].1 != k[1].1 && k[1].1 != k[2].1, "classic mode: {k:?}");
+
+    // kernel.reset: the shared counter service starts every request at
+    // zero, because the kernel reset it, not because the app was rebuilt.
+    let mut resets = Vec::new();
+    for _ in 0..3 {
+        let body = get(&worker, "/counter").2;
+        let rest = body
+            .strip_prefix("hits 1 resets ")
+            .unwrap_or_else(|| panic!("the counter was not reset: {body:?}"));
+        resets.push(rest.trim().parse::<u32>().unwrap());
+    }
+    assert!(
+        resets[1] == resets[0] + 1 && resets[2] == resets[1] + 1,
+        "a reset before each request: {resets:?}"
+    );
+    assert_eq!(get(&classic, "/counter").2, "hits 1 resets 0\n");
 }
