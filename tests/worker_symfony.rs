@@ -173,7 +173,23 @@ fn symfony_runtime_serves_the_same_app_in_worker_mode_and_boots_it_once() {
     );
 
     let c = client();
-    let get = |s: &Server, path: &str| response(c.get(s.url(path)).send().unwrap());
+    let get = |s: &Server, path: &str| {
+        let r = c.get(s.url(path)).send();
+        response(r.unwrap_or_else(|e| panic!("{path}: {e}\n{}", s.log())))
+    };
+    // The first request may compile the container (seconds on a loaded
+    // machine): not a comparison, and given more time.
+    let slow = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(90))
+        .build()
+        .unwrap();
+    for s in [&classic, &worker] {
+        let r = slow.get(s.url("/hello/warm")).send();
+        let status = r
+            .unwrap_or_else(|e| panic!("warm-up: {e}\n{}", s.log()))
+            .status();
+        assert_eq!(status, 200, "{}", s.log());
+    }
     for path in [
         "/index.php",
         "/hello/world",
