@@ -1,0 +1,571 @@
+//! Debian's packaged PHP applications (DokuWiki, MediaWiki, WordPress,
+//! phpMyAdmin) served by Spindle and, side by side, by nginx + php-fpm, each
+//! set up as its README.Debian says. Every test drives one application
+//! through what a user does (log in, edit, post, upload, query) over HTTP on
+//! both servers, checks each step, and asserts that both servers gave the
+//! same answers: status, content type, redirect target and the parts of the
+//! page a user sees. `scripts/deps.sh test` installs the packages and
+//! mariadb-server; each test starts its own MariaDB.
+//!
+//! Each server gets its own instance of the application (its own database
+//! or data directory), named by a unique host name that the client sends in
+//! `Host` (Debian's WordPress, DokuWiki and phpMyAdmin pick their
+//! configuration by host). The configuration files these packages read from
+//! /etc are written under that unique name and removed afterwards, so tests
+//! may run in parallel; that needs root, as CI runs.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use reqwest::blocking::{multipart, Client};
+use support::fpm::{php_user, NginxFpm};
+use support::Server;
+
+// ---------------------------------------------------------------------------
+// The two servers
+
+/// nginx's PHP location, as Debian's default site has it, with
+/// snippets/fastcgi-php.conf written out (its relative `include` would
+/// resolve next to our nginx.conf): PATH_INFO split off, 404 for a missing
+/// script.
+const NGINX_PHP: &str = "
+    location ~ [^/]\\.php(/|$) {
+        fastcgi_split_path_info ^(.+?\\.php)(/.*)$;
+        try_files $fastcgi_script_name =404;
+        set $path_info $fastcgi_path_info;
+        fastcgi_param PATH_INFO $path_info;
+        fastcgi_index index.php;
+        include /etc/nginx/fastcgi.conf;
+        fastcgi_pass unix:{fpm};
+    }";
+
+/// One application instance behind one server, and a browser for it: a
+/// client with its own cookie jar that sends `host` and reaches the server
+/// whatever port the application puts in its links.
+struct Site {
+    label: &'static str,
+    host: String,
+    base: String,
+    http: Client,
+    spindle: Option<Server>,
+    nginx: Option<NginxFpm>,
+}
+
+/// A unique host name for one application instance.
+fn host_name(app: &str, label: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{app}-{}-{}-{label}.test",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn browser(host: &str, addr: SocketAddr) -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(host, addr)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+impl Site {
+    /// `spindle serve docroot` as www-data (when root), plus `extra`.
+    fn spindle(host: String, docroot: &Path, extra: &[&str], env: &[(&str, &str)]) -> Site {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            docroot.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--workers".into(),
+            "2".into(),
+            "--access-log".into(),
+            "off".into(),
+        ];
+        if let Some(user) = php_user() {
+            args.extend(["--user".into(), user.into()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = Server::start_args(&args, env);
+        Site {
+            label: "spindle",
+            base: format!("http://{host}:{}", server.addr.port()),
+            http: browser(&host, server.addr),
+            host,
+            spindle: Some(server),
+            nginx: None,
+        }
+    }
+
+    /// nginx + php-fpm with `server` as the server block (see NginxFpm).
+    fn nginx(host: String, server: &str, env: &[(&str, &str)], ini: &[(&str, &str)]) -> Site {
+        let pair = NginxFpm::start(server, env, ini);
+        let addr: SocketAddr = ([127, 0, 0, 1], pair.port).into();
+        Site {
+            label: "nginx",
+            base: format!("http://{host}:{}", pair.port),
+            http: browser(&host, addr),
+            host,
+            spindle: None,
+            nginx: Some(pair),
+        }
+    }
+
+    /// The server's log, for failure messages.
+    fn log(&self) -> String {
+        match (&self.spindle, &self.nginx) {
+            (Some(s), _) => s.log(),
+            (_, Some(n)) => n.log(),
+            _ => String::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    fn send(&self, what: String, req: reqwest::blocking::RequestBuilder) -> Page {
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{}: {what}: {e}\n{}", self.label, self.log()));
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let content_type = header("content-type");
+        let location = header("location");
+        let body = resp.bytes().unwrap().to_vec();
+        Page {
+            what,
+            site: self.label,
+            status,
+            content_type,
+            location,
+            body,
+        }
+    }
+
+    fn get(&self, path: &str) -> Page {
+        self.send(format!("GET {path}"), self.http.get(self.url(path)))
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(
+            format!("POST {path}"),
+            self.http.post(self.url(path)).form(form),
+        )
+    }
+
+    fn post_multipart(&self, path: &str, form: multipart::Form) -> Page {
+        self.send(
+            format!("POST {path} (multipart)"),
+            self.http.post(self.url(path)).multipart(form),
+        )
+    }
+
+    /// The redirect's target made into a path on this site, for comparing
+    /// the two servers (which differ in host and port).
+    fn local(&self, location: &str) -> String {
+        location
+            .strip_prefix(&self.base)
+            .unwrap_or(location)
+            .to_string()
+    }
+}
+
+/// One response.
+struct Page {
+    what: String,
+    site: &'static str,
+    status: u16,
+    content_type: Option<String>,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Page {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The media type, without parameters.
+    fn mime(&self) -> String {
+        self.content_type
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap()
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    fn title(&self) -> String {
+        capture(&self.text(), r"(?s)<title>(.*?)</title>").unwrap_or_default()
+    }
+
+    /// Panics, showing the page, unless the status is `status`.
+    fn expect(self, status: u16) -> Page {
+        assert_eq!(
+            self.status,
+            status,
+            "{}: {}: status {} (location {:?}), body:\n{}",
+            self.site,
+            self.what,
+            self.status,
+            self.location,
+            tail(&self.text())
+        );
+        self
+    }
+
+    /// Panics, showing the page, unless the body contains `needle`.
+    fn contains(self, needle: &str) -> Page {
+        assert!(
+            self.text().contains(needle),
+            "{}: {}: no {needle:?} in:\n{}",
+            self.site,
+            self.what,
+            tail(&self.text())
+        );
+        self
+    }
+
+    /// The value of the hidden input `name` in the page.
+    fn input(&self, name: &str) -> String {
+        let re = format!(r#"<input[^>]*name="{}"[^>]*>"#, regex::escape(name));
+        let tag = capture_all(&self.text(), &re)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: {}: no input {name:?} in:\n{}",
+                    self.site,
+                    self.what,
+                    tail(&self.text())
+                )
+            });
+        capture(&tag, r#"value="([^"]*)""#).unwrap_or_default()
+    }
+}
+
+/// The end of a long page, where errors usually are.
+fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(3000);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn capture(text: &str, re: &str) -> Option<String> {
+    regex::Regex::new(re)
+        .unwrap()
+        .captures(text)
+        .map(|c| c.get(1).unwrap().as_str().to_string())
+}
+
+fn capture_all(text: &str, re: &str) -> Vec<String> {
+    regex::Regex::new(re)
+        .unwrap()
+        .find_iter(text)
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+/// What a user would notice of a response, with the server's host and
+/// port, and the values that differ between any two instances (tokens,
+/// times), taken out: two servers that behave alike give equal lines.
+fn summary(site: &Site, page: &Page, extra: &str) -> String {
+    let location = page
+        .location
+        .as_deref()
+        .map(|l| site.local(l))
+        .unwrap_or_default();
+    let links = if page.mime() == "text/html" {
+        links(site, page)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} -> {} {} {} | {} | {} | {}",
+        page.what,
+        page.status,
+        page.mime(),
+        location,
+        page.title().replace(&site.host, "HOST"),
+        extra.replace(&site.host, "HOST"),
+        links
+    )
+}
+
+/// The page's links, form targets and resources, sorted, with this site's
+/// base URL and host, tokens and timestamps taken out. Links are built from
+/// `$_SERVER` (script name, path info, host, port, scheme), so this is
+/// where two servers that set it differently show it.
+fn links(site: &Site, page: &Page) -> String {
+    let tokens = regex::Regex::new(r"[0-9a-f]{10,}|tok=[0-9a-f]+|\b\d{9,}\b").unwrap();
+    let mut all: Vec<String> = capture_all(&page.text(), r#"(?:href|src|action)="[^"]*""#)
+        .into_iter()
+        .map(|l| {
+            let l = l.replace("&amp;", "&").replace("&#038;", "&");
+            let l = l.replace(&site.base, "BASE").replace(&site.host, "HOST");
+            tokens.replace_all(&l, "T").into_owned()
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    all.join(" ")
+}
+
+/// Runs `flow` on both sites and asserts that their transcripts agree,
+/// line by line.
+fn same_on_both(spindle: &Site, nginx: &Site, flow: impl Fn(&Site) -> Vec<String>) {
+    let a = flow(spindle);
+    let b = flow(nginx);
+    for (x, y) in a.iter().zip(&b) {
+        if x != y {
+            let xs: Vec<&str> = x.split(' ').collect();
+            let ys: Vec<&str> = y.split(' ').collect();
+            let only = |p: &[&str], q: &[&str]| {
+                p.iter()
+                    .filter(|w| !q.contains(w))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            panic!(
+                "spindle and nginx + php-fpm differ at\n{}\n\nonly from spindle: {}\nonly from nginx: {}",
+                x.split(" | ").next().unwrap(),
+                only(&xs, &ys),
+                only(&ys, &xs)
+            );
+        }
+    }
+    assert_eq!(a.len(), b.len(), "{a:#?}\n{b:#?}");
+}
+
+/// Fails with what to do unless the test runs as root: Debian's packages
+/// keep their configuration in /etc.
+fn need_root(app: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{app}: this test writes Debian's per-site configuration in /etc and runs PHP \
+         as www-data, so it needs root (CI runs as root)"
+    );
+}
+
+fn need_package(file: &str, package: &str) {
+    assert!(
+        Path::new(file).exists(),
+        "{file} is missing: `scripts/deps.sh test` installs {package}"
+    );
+}
+
+/// Removes files and directories on drop (configuration written in /etc).
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small PNG (1x1, red), as a user would upload.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+// ---------------------------------------------------------------------------
+// DokuWiki
+
+/// A DokuWiki "animal" made with Debian's `dokuwiki-addsite HOST` (virtual
+/// host farming, README.Debian), with an admin user added as the script
+/// does when asked.
+fn dokuwiki_site(host: &str) -> Cleanup {
+    let cleanup = Cleanup(vec![
+        PathBuf::from(format!("/etc/dokuwiki/farm/{host}")),
+        PathBuf::from(format!("/var/lib/dokuwiki/farm/{host}")),
+    ]);
+    run(Command::new("dokuwiki-addsite").args(["--no-admin", host]));
+    let users = format!("/var/lib/dokuwiki/farm/{host}/acl/users.auth.php");
+    let md5 = format!("{:x}", md5::compute("wiki-pass-1"));
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "tester:{md5}:Test User:tester@example.com:admin,user\n"
+    ));
+    std::fs::write(&users, text).unwrap();
+    cleanup
+}
+
+fn dokuwiki_flow(site: &Site) -> Vec<String> {
+    let mut t = Vec::new();
+
+    // The wiki's index redirects to its start page.
+    let p = site.get("/");
+    t.push(summary(site, &p, ""));
+    let start = p.location.clone().unwrap_or_default();
+    assert!(
+        [301, 302, 303].contains(&p.status) && start.contains("doku.php"),
+        "{}: / -> {} {start:?}",
+        site.label,
+        p.status
+    );
+    let p = site
+        .get(&start)
+        .expect(200)
+        .contains("This topic does not exist yet");
+    t.push(summary(site, &p, ""));
+
+    // Log in with the form and its security token.
+    let p = site.get("/doku.php?id=start&do=login").expect(200);
+    let sectok = p.input("sectok");
+    t.push(summary(site, &p, ""));
+    let p = site.post(
+        "/doku.php?id=start&do=login",
+        &[
+            ("sectok", &sectok),
+            ("id", "start"),
+            ("do", "login"),
+            ("u", "tester"),
+            ("p", "wiki-pass-1"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get("/doku.php?id=start")
+        .expect(200)
+        .contains("Test User");
+    t.push(summary(site, &p, ""));
+
+    // Create a page with the editor's form.
+    let p = site.get("/doku.php?id=spindle:hello&do=edit").expect(200);
+    let sectok = p.input("sectok");
+    let changecheck = p.input("changecheck");
+    t.push(summary(site, &p, ""));
+    let p = site.post(
+        "/doku.php?id=spindle:hello&do=edit",
+        &[
+            ("sectok", &sectok),
+            ("id", "spindle:hello"),
+            ("rev", "0"),
+            ("date", ""),
+            ("prefix", ""),
+            ("suffix", ""),
+            ("changecheck", &changecheck),
+            ("target", "section"),
+            (
+                "wikitext",
+                "====== Hello from a test ======\n\nSome **bold** text, äöü.\n",
+            ),
+            ("summary", "first"),
+            ("do[save]", "1"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get("/doku.php?id=spindle:hello")
+        .expect(200)
+        .contains("Hello from a test</h1>")
+        .contains("<strong>bold</strong> text, äöü.");
+    t.push(summary(site, &p, ""));
+
+    // Upload an image with the media manager's form, then fetch it.
+    let p = site
+        .get("/doku.php?id=spindle:hello&do=media&ns=spindle")
+        .expect(200);
+    let sectok = p.input("sectok");
+    t.push(summary(site, &p, ""));
+    let form = multipart::Form::new()
+        .text("sectok", sectok)
+        .text("mediaid", "dot.png")
+        .part(
+            "upload",
+            multipart::Part::bytes(PNG.to_vec())
+                .file_name("dot.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let p = site.post_multipart(
+        "/doku.php?id=spindle:hello&do=media&ns=spindle&tab_files=upload",
+        form,
+    );
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get("/lib/exe/fetch.php?media=spindle:dot.png")
+        .expect(200);
+    assert_eq!(p.mime(), "image/png", "{}", site.label);
+    assert_eq!(
+        p.body, PNG,
+        "{}: the uploaded image came back changed",
+        site.label
+    );
+    t.push(summary(site, &p, &format!("{} bytes", p.body.len())));
+
+    // The template's CSS and JavaScript, built by PHP, and a static image
+    // reached through Debian's lib/tpl symlink into /var/lib/dokuwiki.
+    let p = site.get("/lib/exe/css.php?t=dokuwiki").expect(200);
+    assert!(p.text().contains(".dokuwiki"), "{}: css.php", site.label);
+    t.push(summary(site, &p, ""));
+    let p = site.get("/lib/exe/js.php?t=dokuwiki").expect(200);
+    assert!(p.text().contains("DOKU_BASE"), "{}: js.php", site.label);
+    t.push(summary(site, &p, ""));
+    let p = site.get("/lib/tpl/dokuwiki/images/logo.png").expect(200);
+    t.push(summary(site, &p, ""));
+    t
+}
+
+#[test]
+fn dokuwiki() {
+    need_package("/usr/share/dokuwiki/doku.php", "dokuwiki");
+    need_root("dokuwiki");
+    let docroot = Path::new("/usr/share/dokuwiki");
+    let sh = host_name("dw", "spindle");
+    let nh = host_name("dw", "nginx");
+    let _animals = (dokuwiki_site(&sh), dokuwiki_site(&nh));
+    let spindle = Site::spindle(sh, docroot, &[], &[]);
+    let nginx = Site::nginx(
+        nh,
+        &format!(
+            "root /usr/share/dokuwiki;\n index index.php;\n\
+             location ~ /(conf|bin|inc|vendor)/ {{ deny all; }}\n{NGINX_PHP}"
+        ),
+        &[],
+        &[],
+    );
+    same_on_both(&spindle, &nginx, dokuwiki_flow);
+}
