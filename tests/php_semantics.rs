@@ -18,6 +18,29 @@ fn hello_world_has_content_length_and_type() {
     assert_eq!(r.text().unwrap(), "Hello, World!");
 }
 
+/// WordPress offers pretty permalinks (`/%postname%/`) only when
+/// SERVER_SOFTWARE names nginx or Apache, and `/index.php/%postname%/` to
+/// anything else (tests/apps_debian.rs found it). With a front controller
+/// Spindle routes as nginx's try_files does and says so; without one, paths
+/// that are not files get 404 and it does not.
+#[test]
+fn server_software_says_nginx_compatible_with_a_front_controller() {
+    let software = |s: &Server| {
+        let v = json(client().get(s.url("/info.php")).send().unwrap());
+        v["server"]["SERVER_SOFTWARE"].as_str().unwrap().to_string()
+    };
+    let plain = software(&Server::start(&[]));
+    assert!(
+        plain.starts_with("Spindle/") && !plain.contains("nginx"),
+        "{plain}"
+    );
+    let front = software(&Server::start(&["--front-controller", "index.php"]));
+    assert!(
+        front.starts_with("Spindle/") && front.contains("nginx"),
+        "{front}"
+    );
+}
+
 #[test]
 fn server_variables_are_the_cgi_set() {
     let s = Server::start(&[]);
