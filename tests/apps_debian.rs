@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use reqwest::blocking::{multipart, Client};
+use support::engines::MariaDb;
 use support::fpm::{php_user, NginxFpm};
-use support::Server;
+use support::{Server, TempDir};
 
 // ---------------------------------------------------------------------------
 // The two servers
@@ -159,7 +160,10 @@ impl Site {
     }
 
     fn get(&self, path: &str) -> Page {
-        self.send(format!("GET {path}"), self.http.get(self.url(path)))
+        self.send(
+            format!("GET {}", self.local(path)),
+            self.http.get(self.url(path)),
+        )
     }
 
     fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
@@ -322,7 +326,9 @@ fn links(site: &Site, page: &Page) -> String {
         .into_iter()
         .map(|l| {
             let l = l.replace("&amp;", "&").replace("&#038;", "&");
-            let l = l.replace(&site.base, "BASE").replace(&site.host, "HOST");
+            let encoded = site.base.replace(':', "%3A").replace('/', "%2F");
+            let l = l.replace(&site.base, "BASE").replace(&encoded, "BASE");
+            let l = l.replace(&site.host, "HOST");
             tokens.replace_all(&l, "T").into_owned()
         })
         .collect();
@@ -568,4 +574,303 @@ fn dokuwiki() {
         &[],
     );
     same_on_both(&spindle, &nginx, dokuwiki_flow);
+}
+
+// ---------------------------------------------------------------------------
+// WordPress
+
+/// Debian's WordPress reads /etc/wordpress/config-HOST.php (README.Debian);
+/// this one points at a database of the private MariaDB and at a
+/// wp-content directory of its own (uploads, with Debian's themes and
+/// plugins linked in).
+struct WordPress {
+    _config: Cleanup,
+    content: TempDir,
+}
+
+fn wordpress_site(host: &str, db: &MariaDb) -> WordPress {
+    let name = host.split('.').next().unwrap().replace('-', "_");
+    db.database(&name, "wp-db-pass");
+    let content = TempDir::new("wp-content");
+    for dir in ["themes", "plugins", "languages"] {
+        std::os::unix::fs::symlink(
+            Path::new("/var/lib/wordpress/wp-content").join(dir),
+            content.path().join(dir),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(content.path().join("uploads")).unwrap();
+    if let Some(user) = php_user() {
+        run(Command::new("chown").args([user, &content.path().display().to_string()]));
+        run(Command::new("chown")
+            .args([user, &content.path().join("uploads").display().to_string()]));
+    }
+    let file = PathBuf::from(format!("/etc/wordpress/config-{host}.php"));
+    let mut keys = String::new();
+    for k in [
+        "AUTH_KEY",
+        "SECURE_AUTH_KEY",
+        "LOGGED_IN_KEY",
+        "NONCE_KEY",
+        "AUTH_SALT",
+        "SECURE_AUTH_SALT",
+        "LOGGED_IN_SALT",
+        "NONCE_SALT",
+    ] {
+        keys.push_str(&format!("define('{k}', '{k}-{host}');\n"));
+    }
+    std::fs::write(
+        &file,
+        format!(
+            "<?php\ndefine('DB_NAME', '{name}');\ndefine('DB_USER', '{name}');\n\
+             define('DB_PASSWORD', 'wp-db-pass');\ndefine('DB_HOST', '127.0.0.1:{}');\n\
+             define('WP_CONTENT_DIR', '{}');\n{keys}",
+            db.port,
+            content.path().display()
+        ),
+    )
+    .unwrap();
+    WordPress {
+        _config: Cleanup(vec![file]),
+        content,
+    }
+}
+
+/// What Spindle serves for Debian's WordPress: /usr/share/wordpress with
+/// wp-content replaced by the site's own, as Apache's `Alias /wp-content`
+/// does in README.Debian (Spindle has no aliases; links do the same).
+fn wordpress_docroot(content: &Path) -> TempDir {
+    let root = TempDir::new("wp-root");
+    for entry in std::fs::read_dir("/usr/share/wordpress").unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "wp-content" {
+            continue;
+        }
+        std::os::unix::fs::symlink(entry.path(), root.path().join(entry.file_name())).unwrap();
+    }
+    std::os::unix::fs::symlink(content, root.path().join("wp-content")).unwrap();
+    root
+}
+
+/// The value of `name` in a JSON body.
+fn json_field(page: &Page, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&page.body)
+        .unwrap_or_else(|e| panic!("{}: {}: {e}: {}", page.site, page.what, tail(&page.text())));
+    v[name].clone()
+}
+
+fn wordpress_flow(site: &Site) -> Vec<String> {
+    let mut t = Vec::new();
+
+    // A fresh site sends the visitor to the installer.
+    let p = site.get("/");
+    t.push(summary(site, &p, ""));
+    assert_eq!(
+        p.location.as_deref().map(|l| site.local(l)).as_deref(),
+        Some("/wp-admin/install.php"),
+        "{}: {}",
+        site.label,
+        p.text()
+    );
+    let p = site.get("/wp-admin/install.php").expect(200);
+    t.push(summary(site, &p, ""));
+    let p = site
+        .post(
+            "/wp-admin/install.php?step=2",
+            &[
+                ("weblog_title", "Spindle Test Blog"),
+                ("user_name", "admin"),
+                ("admin_password", "wp-admin-pass-1"),
+                ("admin_password2", "wp-admin-pass-1"),
+                ("pw_weak", "on"),
+                ("admin_email", "admin@example.com"),
+                ("blog_public", "0"),
+                ("language", ""),
+            ],
+        )
+        .expect(200)
+        .contains("WordPress has been installed");
+    t.push(summary(site, &p, ""));
+
+    // Log in: wp-login.php sets a test cookie first, as for a browser.
+    let p = site.get("/wp-login.php").expect(200);
+    t.push(summary(site, &p, ""));
+    let p = site.post(
+        "/wp-login.php",
+        &[
+            ("log", "admin"),
+            ("pwd", "wp-admin-pass-1"),
+            ("wp-submit", "Log In"),
+            ("redirect_to", &site.url("/wp-admin/")),
+            ("testcookie", "1"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    assert_eq!(p.status, 302, "{}: login: {}", site.label, tail(&p.text()));
+    let p = site.get("/wp-admin/").expect(200).contains("Dashboard");
+    t.push(summary(site, &p, ""));
+
+    // Publish a post through the REST API, with the nonce the block editor
+    // uses (the API is reached with ?rest_route= before permalinks exist).
+    let p = site
+        .get("/wp-admin/admin-ajax.php?action=rest-nonce")
+        .expect(200);
+    let nonce = p.text();
+    let p = site.send(
+        "POST /?rest_route=/wp/v2/posts".into(),
+        site.http
+            .post(site.url("/?rest_route=/wp/v2/posts"))
+            .header("X-WP-Nonce", nonce.trim())
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({
+                "title": "Hello from Spindle",
+                "content": "<!-- wp:paragraph --><p>A post with <strong>bold</strong> words, äöü.</p><!-- /wp:paragraph -->",
+                "status": "publish",
+                "slug": "hello-from-spindle",
+            })
+            .to_string()),
+    );
+    let p = p.expect(201);
+    let id = json_field(&p, "id");
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get(&format!("/?p={id}"))
+        .expect(200)
+        .contains("Hello from Spindle")
+        .contains("<strong>bold</strong> words, äöü.");
+    t.push(summary(site, &p, ""));
+    let p = site.get("/").expect(200).contains("Hello from Spindle");
+    t.push(summary(site, &p, ""));
+
+    // Pretty permalinks, chosen on the settings page as a user would:
+    // "Post name", with the value the page offers for it (which differs
+    // when WordPress thinks the server cannot rewrite URLs).
+    let p = site.get("/wp-admin/options-permalink.php").expect(200);
+    let nonce = p.input("_wpnonce");
+    let postname = capture(
+        &p.text(),
+        r#"name="selection"[^>]*value="((?:/index\.php)?/%postname%/)""#,
+    )
+    .unwrap_or_else(|| panic!("{}: no post name choice: {}", site.label, p.text()));
+    t.push(summary(site, &p, &postname));
+    let p = site.post(
+        "/wp-admin/options-permalink.php",
+        &[
+            ("_wpnonce", &nonce),
+            ("_wp_http_referer", "/wp-admin/options-permalink.php"),
+            ("selection", &postname),
+            ("permalink_structure", &postname),
+            ("category_base", ""),
+            ("tag_base", ""),
+            ("submit", "Save Changes"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    let p = site.get(&format!("/?p={id}"));
+    t.push(summary(site, &p, ""));
+    let permalink = p.location.clone().unwrap_or_else(|| {
+        panic!(
+            "{}: /?p={id} does not redirect to its permalink",
+            site.label
+        )
+    });
+    assert_eq!(
+        site.local(&permalink),
+        "/hello-from-spindle/",
+        "{}: {permalink}",
+        site.label
+    );
+    let p = site
+        .get(&permalink)
+        .expect(200)
+        .contains("A post with <strong>bold</strong>");
+    t.push(summary(site, &p, ""));
+    let p = site.get("/no-such-post/").expect(404);
+    t.push(summary(site, &p, ""));
+    let p = site.get(&format!("/wp-json/wp/v2/posts/{id}")).expect(200);
+    assert_eq!(json_field(&p, "slug"), "hello-from-spindle");
+    t.push(summary(site, &p, ""));
+
+    // Upload an image with the browser uploader's form (multipart, $_FILES),
+    // then fetch it from wp-content/uploads.
+    let p = site
+        .get("/wp-admin/media-new.php?browser-uploader")
+        .expect(200);
+    let nonce = capture(
+        &p.text(),
+        r#"id="file-form"(?s:.*?)name="_wpnonce" value="([^"]*)""#,
+    )
+    .unwrap_or_else(|| panic!("{}: no upload form: {}", site.label, tail(&p.text())));
+    t.push(summary(site, &p, ""));
+    let form = multipart::Form::new()
+        .text("post_id", "0")
+        .text("_wpnonce", nonce)
+        .text("_wp_http_referer", "/wp-admin/media-new.php")
+        .text("html-upload", "Upload")
+        .part(
+            "async-upload",
+            multipart::Part::bytes(PNG.to_vec())
+                .file_name("dot.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let p = site.post_multipart("/wp-admin/media-new.php", form);
+    t.push(summary(site, &p, ""));
+    assert_eq!(p.status, 302, "{}: upload: {}", site.label, tail(&p.text()));
+    let p = site.get("/wp-json/wp/v2/media").expect(200);
+    let list: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    let src = list[0]["source_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no media: {}", site.label, p.text()));
+    let src = src.to_string();
+    let p = site.get(&src).expect(200);
+    assert_eq!(p.mime(), "image/png", "{}", site.label);
+    assert_eq!(
+        p.body, PNG,
+        "{}: the uploaded image came back changed",
+        site.label
+    );
+    t.push(summary(site, &p, &site.local(&src)));
+
+    // The theme's stylesheet, through Debian's wp-content.
+    let p = site
+        .get("/wp-content/themes/twentytwentythree/style.css")
+        .expect(200);
+    t.push(summary(site, &p, ""));
+    t
+}
+
+#[test]
+fn wordpress() {
+    need_package("/usr/share/wordpress/wp-config.php", "wordpress");
+    need_package(
+        "/var/lib/wordpress/wp-content/themes/twentytwentythree",
+        "wordpress-theme-twentytwentythree",
+    );
+    need_root("wordpress");
+    let db = MariaDb::start();
+    let sh = host_name("wp", "spindle");
+    let nh = host_name("wp", "nginx");
+    let s_wp = wordpress_site(&sh, &db);
+    let n_wp = wordpress_site(&nh, &db);
+    let docroot = wordpress_docroot(s_wp.content.path());
+    let spindle = Site::spindle(
+        sh,
+        docroot.path(),
+        &["--front-controller", "index.php"],
+        &[],
+    );
+    // Debian's examples/nginx-wordpress.conf.
+    let nginx = Site::nginx(
+        nh,
+        &format!(
+            "root /usr/share/wordpress;\n index index.php;\n\
+             location / {{ try_files $uri $uri/ /index.php?$args; }}\n\
+             location ~ ^/wp-content/(.*)$ {{ alias {}/$1; }}\n{NGINX_PHP}",
+            n_wp.content.path().display()
+        ),
+        &[],
+        &[],
+    );
+    same_on_both(&spindle, &nginx, wordpress_flow);
 }
