@@ -874,3 +874,233 @@ fn wordpress() {
     );
     same_on_both(&spindle, &nginx, wordpress_flow);
 }
+
+// ---------------------------------------------------------------------------
+// MediaWiki
+
+/// A wiki made with MediaWiki's own installer (maintenance/install.php,
+/// SQLite) in a directory of its own; MediaWiki reads its LocalSettings.php
+/// from the `MW_CONFIG_FILE` environment variable instead of
+/// /etc/mediawiki. Appended, as an admin would: the server taken from the
+/// request (one wiki, two servers would otherwise need two installs) and
+/// short URLs (`/wiki/Title`, nginx's rewrite or Spindle's front controller).
+fn mediawiki_site() -> TempDir {
+    let dir = TempDir::new("mediawiki");
+    let d = dir.path().display().to_string();
+    let mut install = if let Some(user) = php_user() {
+        run(Command::new("chown").args([user, &d]));
+        let mut c = Command::new("runuser");
+        c.args(["-u", user, "--", "php"]);
+        c
+    } else {
+        Command::new("php")
+    };
+    run(install.args([
+        "/usr/share/mediawiki/maintenance/install.php",
+        "--dbtype",
+        "sqlite",
+        "--dbpath",
+        &d,
+        "--dbname",
+        "wiki",
+        "--server",
+        "http://localhost",
+        "--scriptpath",
+        "",
+        "--confpath",
+        &d,
+        "--pass",
+        "mw-admin-pass-1",
+        "Spindle Wiki",
+        "Admin",
+    ]));
+    let settings = dir.path().join("LocalSettings.php");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str(
+        "\n$wgServer = WebRequest::detectServer();\n\
+         $wgArticlePath = \"/wiki/$1\";\n$wgUsePathInfo = true;\n",
+    );
+    std::fs::write(&settings, text).unwrap();
+    dir
+}
+
+fn mediawiki_flow(site: &Site) -> Vec<String> {
+    let mut t = Vec::new();
+
+    // The main page, by its short URL, by path info and by query.
+    let p = site.get("/");
+    t.push(summary(site, &p, ""));
+    assert_eq!(
+        p.location.as_deref().map(|l| site.local(l)).as_deref(),
+        Some("/wiki/Main_Page"),
+        "{}: / -> {}: {}",
+        site.label,
+        p.status,
+        tail(&p.text())
+    );
+    for path in [
+        "/wiki/Main_Page",
+        "/index.php/Main_Page",
+        "/index.php?title=Main_Page",
+    ] {
+        let p = site
+            .get(path)
+            .expect(200)
+            .contains("MediaWiki has been installed");
+        assert!(p.title().contains("Spindle Wiki"), "{}", p.title());
+        t.push(summary(site, &p, ""));
+    }
+
+    // ResourceLoader's scripts and styles.
+    let p = site
+        .get("/load.php?lang=en&modules=startup&only=scripts&raw=1&skin=vector")
+        .expect(200)
+        .contains("mw.loader");
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get("/load.php?lang=en&modules=skins.vector.styles.legacy&only=styles&skin=vector")
+        .expect(200);
+    assert_eq!(p.mime(), "text/css", "{}", site.label);
+    t.push(summary(site, &p, ""));
+    // A static file, through Debian's resources -> /usr/share link.
+    let p = site
+        .get("/resources/assets/poweredby_mediawiki_88x31.png")
+        .expect(200);
+    assert_eq!(p.mime(), "image/png");
+    t.push(summary(site, &p, ""));
+
+    // Log in with Special:UserLogin's form.
+    let p = site
+        .get("/index.php?title=Special:UserLogin&returnto=Main_Page")
+        .expect(200);
+    let token = p.input("wpLoginToken");
+    t.push(summary(site, &p, ""));
+    let p = site.post(
+        "/index.php?title=Special:UserLogin&returnto=Main_Page",
+        &[
+            ("title", "Special:UserLogin"),
+            ("wpName", "Admin"),
+            ("wpPassword", "mw-admin-pass-1"),
+            ("wpLoginToken", &token),
+            ("authAction", "login"),
+            ("force", ""),
+            ("wpForceHttps", "1"),
+            ("wpFromhttp", "1"),
+            ("wpLoginAttempt", "Log in"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    assert_eq!(p.status, 302, "{}: login: {}", site.label, tail(&p.text()));
+    let p = site
+        .get("/wiki/Main_Page")
+        .expect(200)
+        .contains("Special:UserLogout");
+    t.push(summary(site, &p, ""));
+
+    // Create a page with the edit form.
+    let p = site
+        .get("/index.php?title=Spindle_test&action=edit")
+        .expect(200);
+    let fields: Vec<(String, String)> = [
+        "wpEditToken",
+        "wpStarttime",
+        "wpEdittime",
+        "editRevId",
+        "wpUnicodeCheck",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), p.input(f)))
+    .collect();
+    t.push(summary(site, &p, ""));
+    let mut form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    form.extend([
+        ("wpTextbox1", "== Hello ==\nSome '''bold''' text, äöü.\n"),
+        ("wpSummary", "first"),
+        ("wpSave", "Save page"),
+        ("wpUltimateParam", "1"),
+        ("model", "wikitext"),
+        ("format", "text/x-wiki"),
+    ]);
+    let p = site.post("/index.php?title=Spindle_test&action=submit", &form);
+    t.push(summary(site, &p, ""));
+    assert!(
+        [302, 303].contains(&p.status),
+        "{}: save: {} {}",
+        site.label,
+        p.status,
+        tail(&p.text())
+    );
+    let p = site
+        .get("/wiki/Spindle_test")
+        .expect(200)
+        .contains("<b>bold</b> text, äöü.");
+    t.push(summary(site, &p, ""));
+
+    // Edit through api.php with a CSRF token, as bots and the visual
+    // editor do.
+    let p = site
+        .get("/api.php?action=query&meta=tokens&format=json")
+        .expect(200);
+    let v: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    let token = v["query"]["tokens"]["csrftoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = site
+        .post(
+            "/api.php",
+            &[
+                ("action", "edit"),
+                ("title", "Api_page"),
+                ("text", "Written through the '''API'''."),
+                ("token", &token),
+                ("format", "json"),
+            ],
+        )
+        .expect(200);
+    assert_eq!(json_field(&p, "edit")["result"], "Success", "{}", p.text());
+    t.push(summary(site, &p, ""));
+    let p = site
+        .get("/wiki/Api_page")
+        .expect(200)
+        .contains("Written through the <b>API</b>.");
+    t.push(summary(site, &p, ""));
+    t
+}
+
+#[test]
+fn mediawiki() {
+    need_package("/var/lib/mediawiki/index.php", "mediawiki");
+    let s_wiki = mediawiki_site();
+    let n_wiki = mediawiki_site();
+    let s_conf = s_wiki
+        .path()
+        .join("LocalSettings.php")
+        .display()
+        .to_string();
+    let n_conf = n_wiki
+        .path()
+        .join("LocalSettings.php")
+        .display()
+        .to_string();
+    let spindle = Site::spindle(
+        host_name("mw", "spindle"),
+        Path::new("/var/lib/mediawiki"),
+        &["--front-controller", "index.php"],
+        &[("MW_CONFIG_FILE", &s_conf)],
+    );
+    // MediaWiki's short URL recipe for nginx.
+    let nginx = Site::nginx(
+        host_name("mw", "nginx"),
+        &format!(
+            "root /var/lib/mediawiki;\n index index.php;\n\
+             location /wiki/ {{ rewrite ^/wiki/ /index.php last; }}\n{NGINX_PHP}"
+        ),
+        &[("MW_CONFIG_FILE", &n_conf)],
+        &[],
+    );
+    same_on_both(&spindle, &nginx, mediawiki_flow);
+}
