@@ -310,10 +310,23 @@ fn summary(site: &Site, page: &Page, extra: &str) -> String {
         page.status,
         page.mime(),
         location,
-        page.title().replace(&site.host, "HOST"),
-        extra.replace(&site.host, "HOST"),
+        normalize(site, &page.title()),
+        normalize(site, extra),
         links
     )
+}
+
+/// `s` with this site's base URL (also percent-encoded), host and port,
+/// and the database named after the host, replaced by placeholders.
+fn normalize(site: &Site, s: &str) -> String {
+    let encoded = site.base.replace(':', "%3A").replace('/', "%2F");
+    let host_port = site.base.trim_start_matches("http://");
+    let db = site.host.split('.').next().unwrap().replace('-', "_");
+    s.replace(&site.base, "BASE")
+        .replace(&encoded, "BASE")
+        .replace(host_port, "HOST")
+        .replace(&site.host, "HOST")
+        .replace(&db, "DB")
 }
 
 /// The page's links, form targets and resources, sorted, with this site's
@@ -326,10 +339,7 @@ fn links(site: &Site, page: &Page) -> String {
         .into_iter()
         .map(|l| {
             let l = l.replace("&amp;", "&").replace("&#038;", "&");
-            let encoded = site.base.replace(':', "%3A").replace('/', "%2F");
-            let l = l.replace(&site.base, "BASE").replace(&encoded, "BASE");
-            let l = l.replace(&site.host, "HOST");
-            tokens.replace_all(&l, "T").into_owned()
+            tokens.replace_all(&normalize(site, &l), "T").into_owned()
         })
         .collect();
     all.sort();
@@ -1103,4 +1113,163 @@ fn mediawiki() {
         &[],
     );
     same_on_both(&spindle, &nginx, mediawiki_flow);
+}
+
+// ---------------------------------------------------------------------------
+// phpMyAdmin
+
+/// Debian's phpMyAdmin reads /etc/phpmyadmin/conf.d/*.php (README.Debian);
+/// this snippet sends the site's host to the private MariaDB, and nothing
+/// else anywhere else. A database and user for the site to log in with.
+fn phpmyadmin_site(host: &str, db: &MariaDb) -> Cleanup {
+    let name = host.split('.').next().unwrap().replace('-', "_");
+    db.database(&name, "pma-db-pass");
+    let file = PathBuf::from(format!("/etc/phpmyadmin/conf.d/spindle-test-{host}.php"));
+    std::fs::write(
+        &file,
+        format!(
+            "<?php\nif (explode(':', $_SERVER['HTTP_HOST'] ?? '')[0] === '{host}') {{\n\
+             $cfg['Servers'][1]['auth_type'] = 'cookie';\n\
+             $cfg['Servers'][1]['host'] = '127.0.0.1';\n\
+             $cfg['Servers'][1]['connect_type'] = 'tcp';\n\
+             $cfg['Servers'][1]['port'] = '{}';\n}}\n",
+            db.port
+        ),
+    )
+    .unwrap();
+    Cleanup(vec![file])
+}
+
+fn phpmyadmin_flow(site: &Site) -> Vec<String> {
+    let mut t = Vec::new();
+    let user = site.host.split('.').next().unwrap().replace('-', "_");
+
+    // The login page, then a cookie login to the private MariaDB.
+    let p = site.get("/").expect(200).contains("pma_username");
+    let token = p.input("token");
+    t.push(summary(site, &p, ""));
+    let p = site.post(
+        "/index.php?route=/",
+        &[
+            ("route", "/"),
+            ("token", &token),
+            ("set_session", &p.input("set_session")),
+            ("pma_username", &user),
+            ("pma_password", "pma-db-pass"),
+            ("server", "1"),
+        ],
+    );
+    t.push(summary(site, &p, ""));
+    assert_eq!(p.status, 302, "{}: login: {}", site.label, tail(&p.text()));
+    let home = p.location.clone().unwrap();
+    let p = site.get(&home).expect(200).contains("127.0.0.1 via TCP/IP");
+    let token = p.input("token");
+    t.push(summary(site, &p, ""));
+
+    // Run SQL as the SQL tab does (an XHR to the import route), then read it
+    // back through the sql route.
+    let p = site
+        .post(
+            "/index.php?route=/import",
+            &[
+                ("db", &user),
+                ("token", &token),
+                (
+                    "sql_query",
+                    "CREATE TABLE greeting (id INT PRIMARY KEY, words VARCHAR(64)); \
+                     INSERT INTO greeting VALUES (1, 'hello from spindle'), (2, 'äöü');",
+                ),
+                ("sql_delimiter", ";"),
+                ("show_query", "1"),
+                ("fk_checks", "1"),
+                ("SQL", "Go"),
+                ("ajax_request", "true"),
+                ("ajax_page_request", "true"),
+            ],
+        )
+        .expect(200);
+    assert_eq!(json_field(&p, "success"), true, "{}: {}", site.label, p.text());
+    t.push(summary(site, &p, ""));
+    let p = site
+        .post(
+            "/index.php?route=/sql",
+            &[
+                ("db", &user),
+                ("token", &token),
+                ("sql_query", "SELECT words FROM greeting ORDER BY id"),
+                ("ajax_request", "true"),
+                ("ajax_page_request", "true"),
+            ],
+        )
+        .expect(200);
+    let message = json_field(&p, "message").as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains("hello from spindle") && message.contains("äöü"),
+        "{}: {}",
+        site.label,
+        p.text()
+    );
+    t.push(summary(site, &p, ""));
+
+    // Export the table as SQL, as a download.
+    let p = site
+        .post(
+            "/index.php?route=/export",
+            &[
+                ("db", &user),
+                ("table", "greeting"),
+                ("token", &token),
+                ("export_type", "table"),
+                ("export_method", "quick"),
+                ("quick_or_custom", "quick"),
+                ("what", "sql"),
+                ("allrows", "1"),
+                ("output_format", "sendit"),
+                ("filename_template", "@TABLE@"),
+                ("charset", "utf-8"),
+                ("compression", "none"),
+                ("sql_structure_or_data", "structure_and_data"),
+                ("sql_type", "INSERT"),
+                ("sql_insert_syntax", "both"),
+                ("sql_max_query_size", "50000"),
+            ],
+        )
+        .expect(200)
+        .contains("INSERT INTO greeting")
+        .contains("(1, 'hello from spindle')");
+    t.push(summary(site, &p, ""));
+
+    // The theme's logo, a static file.
+    let p = site.get("/themes/pmahomme/img/logo_left.png").expect(200);
+    assert_eq!(p.mime(), "image/png");
+    t.push(summary(site, &p, ""));
+
+    // Log out: back to the login form.
+    let p = site.post("/index.php?route=/logout", &[("token", &token)]);
+    t.push(summary(site, &p, ""));
+    let p = site.get("/").expect(200).contains("pma_username");
+    t.push(summary(site, &p, ""));
+    t
+}
+
+#[test]
+fn phpmyadmin() {
+    need_package("/usr/share/phpmyadmin/index.php", "phpmyadmin");
+    need_root("phpmyadmin");
+    let db = MariaDb::start();
+    let sh = host_name("pma", "spindle");
+    let nh = host_name("pma", "nginx");
+    let _conf = (phpmyadmin_site(&sh, &db), phpmyadmin_site(&nh, &db));
+    let spindle = Site::spindle(sh, Path::new("/usr/share/phpmyadmin"), &[], &[]);
+    // Debian's apache.conf denies templates/ and libraries/.
+    let nginx = Site::nginx(
+        nh,
+        &format!(
+            "root /usr/share/phpmyadmin;\n index index.php;\n\
+             location ~ ^/(templates|libraries)/ {{ deny all; }}\n{NGINX_PHP}"
+        ),
+        &[],
+        &[],
+    );
+    same_on_both(&spindle, &nginx, phpmyadmin_flow);
 }
