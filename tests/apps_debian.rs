@@ -148,6 +148,17 @@ impl Site {
         };
         let content_type = header("content-type");
         let location = header("location");
+        let mut headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        headers.sort();
         let body = resp.bytes().unwrap().to_vec();
         Page {
             what,
@@ -155,6 +166,7 @@ impl Site {
             status,
             content_type,
             location,
+            headers,
             body,
         }
     }
@@ -197,6 +209,7 @@ struct Page {
     status: u16,
     content_type: Option<String>,
     location: Option<String>,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
@@ -305,15 +318,50 @@ fn summary(site: &Site, page: &Page, extra: &str) -> String {
         String::new()
     };
     format!(
-        "{} -> {} {} {} | {} | {} | {}",
+        "{} -> {} {} {} | {} | {} | {} | {}",
         page.what,
         page.status,
         page.mime(),
         location,
+        headers(site, page),
         normalize(site, &page.title()),
         normalize(site, extra),
         links
     )
+}
+
+/// The response headers an application or a browser acts on: cookies
+/// (name and attributes), caching, downloads, security policies. Headers
+/// that the two servers set of their own accord (Date, Server, framing,
+/// ETag and Last-Modified of static files) are left out.
+fn headers(site: &Site, page: &Page) -> String {
+    let tokens = regex::Regex::new(r"[0-9a-f]{10,}|\b\d{9,}\b|nonce-[^' ]+").unwrap();
+    let mut out = Vec::new();
+    for (name, value) in &page.headers {
+        let value = match name.as_str() {
+            "date" | "server" | "content-length" | "transfer-encoding" | "connection"
+            | "keep-alive" | "etag" | "last-modified" | "accept-ranges" | "location"
+            | "content-type" => continue,
+            // The cookie's name and attributes; its value and expiry vary.
+            "set-cookie" => {
+                let mut parts = value.split(';').map(str::trim);
+                let name = parts.next().unwrap_or("").split('=').next().unwrap_or("");
+                let attrs: Vec<String> = parts
+                    .filter(|a| !a.to_ascii_lowercase().starts_with("expires"))
+                    .filter(|a| !a.to_ascii_lowercase().starts_with("max-age"))
+                    .map(|a| a.to_ascii_lowercase())
+                    .collect();
+                format!("{name};{}", attrs.join(";"))
+            }
+            "expires" => "(date)".to_string(),
+            _ => value.clone(),
+        };
+        let value = tokens.replace_all(&normalize(site, &value), "T").into_owned();
+        out.push(format!("{name}={value}"));
+    }
+    out.sort();
+    out.dedup();
+    out.join(" ")
 }
 
 /// `s` with this site's base URL (also percent-encoded), host and port,
