@@ -119,6 +119,23 @@ impl Site {
         }
     }
 
+    /// The application lives under `prefix` (e.g. `/phpmyadmin`): paths
+    /// given to `get` and `post` are below it.
+    fn under(mut self, prefix: &str) -> Site {
+        self.base.push_str(prefix);
+        self
+    }
+
+    /// A redirect's target (absolute, or a path from the server's root) as
+    /// an absolute URL.
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http") {
+            return location.to_string();
+        }
+        let root = &self.base[..self.base[7..].find('/').map_or(self.base.len(), |i| i + 7)];
+        format!("{root}{location}")
+    }
+
     /// The server's log, for failure messages.
     fn log(&self) -> String {
         match (&self.spindle, &self.nginx) {
@@ -172,10 +189,12 @@ impl Site {
     }
 
     fn get(&self, path: &str) -> Page {
-        self.send(
-            format!("GET {}", self.local(path)),
-            self.http.get(self.url(path)),
-        )
+        let shown = if path.starts_with("http") {
+            self.local(path)
+        } else {
+            path.to_string()
+        };
+        self.send(format!("GET {shown}"), self.http.get(self.url(path)))
     }
 
     fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
@@ -195,10 +214,14 @@ impl Site {
     /// The redirect's target made into a path on this site, for comparing
     /// the two servers (which differ in host and port).
     fn local(&self, location: &str) -> String {
-        location
-            .strip_prefix(&self.base)
-            .unwrap_or(location)
-            .to_string()
+        if !location.starts_with('/') && !location.starts_with("http") {
+            return location.to_string();
+        }
+        let absolute = self.absolute(location);
+        match absolute.strip_prefix(&self.base) {
+            Some(rest) => rest.to_string(),
+            None => absolute,
+        }
     }
 }
 
@@ -356,7 +379,9 @@ fn headers(site: &Site, page: &Page) -> String {
             "expires" => "(date)".to_string(),
             _ => value.clone(),
         };
-        let value = tokens.replace_all(&normalize(site, &value), "T").into_owned();
+        let value = tokens
+            .replace_all(&normalize(site, &value), "T")
+            .into_owned();
         out.push(format!("{name}={value}"));
     }
     out.sort();
@@ -368,7 +393,7 @@ fn headers(site: &Site, page: &Page) -> String {
 /// and the database named after the host, replaced by placeholders.
 fn normalize(site: &Site, s: &str) -> String {
     let encoded = site.base.replace(':', "%3A").replace('/', "%2F");
-    let host_port = site.base.trim_start_matches("http://");
+    let host_port = site.base["http://".len()..].split('/').next().unwrap();
     let db = site.host.split('.').next().unwrap().replace('-', "_");
     s.replace(&site.base, "BASE")
         .replace(&encoded, "BASE")
@@ -437,6 +462,14 @@ fn need_package(file: &str, package: &str) {
         Path::new(file).exists(),
         "{file} is missing: `scripts/deps.sh test` installs {package}"
     );
+}
+
+/// A document root holding only `name`, a link to `target`: Debian's
+/// `Alias /name target` for Apache, the same for both servers here.
+fn alias_root(name: &str, target: &str) -> TempDir {
+    let root = TempDir::new(name);
+    std::os::unix::fs::symlink(target, root.path().join(name)).unwrap();
+    root
 }
 
 /// Removes files and directories on drop (configuration written in /etc).
@@ -510,7 +543,7 @@ fn dokuwiki_flow(site: &Site) -> Vec<String> {
         p.status
     );
     let p = site
-        .get(&start)
+        .get(&site.absolute(&start))
         .expect(200)
         .contains("This topic does not exist yet");
     t.push(summary(site, &p, ""));
@@ -617,20 +650,23 @@ fn dokuwiki_flow(site: &Site) -> Vec<String> {
 fn dokuwiki() {
     need_package("/usr/share/dokuwiki/doku.php", "dokuwiki");
     need_root("dokuwiki");
-    let docroot = Path::new("/usr/share/dokuwiki");
+    // At http://host/dokuwiki/, as Debian's apache.conf serves it.
+    let docroot = alias_root("dokuwiki", "/usr/share/dokuwiki");
     let sh = host_name("dw", "spindle");
     let nh = host_name("dw", "nginx");
     let _animals = (dokuwiki_site(&sh), dokuwiki_site(&nh));
-    let spindle = Site::spindle(sh, docroot, &[], &[]);
+    let spindle = Site::spindle(sh, docroot.path(), &[], &[]).under("/dokuwiki");
     let nginx = Site::nginx(
         nh,
         &format!(
-            "root /usr/share/dokuwiki;\n index index.php;\n\
-             location ~ /(conf|bin|inc|vendor)/ {{ deny all; }}\n{NGINX_PHP}"
+            "root {};\n index index.php;\n\
+             location ~ /dokuwiki/(conf|bin|inc|vendor)/ {{ deny all; }}\n{NGINX_PHP}",
+            docroot.path().display()
         ),
         &[],
         &[],
-    );
+    )
+    .under("/dokuwiki");
     same_on_both(&spindle, &nginx, dokuwiki_flow);
 }
 
@@ -839,7 +875,7 @@ fn wordpress_flow(site: &Site) -> Vec<String> {
         site.label
     );
     let p = site
-        .get(&permalink)
+        .get(&site.absolute(&permalink))
         .expect(200)
         .contains("A post with <strong>bold</strong>");
     t.push(summary(site, &p, ""));
@@ -1210,7 +1246,10 @@ fn phpmyadmin_flow(site: &Site) -> Vec<String> {
     t.push(summary(site, &p, ""));
     assert_eq!(p.status, 302, "{}: login: {}", site.label, tail(&p.text()));
     let home = p.location.clone().unwrap();
-    let p = site.get(&home).expect(200).contains("127.0.0.1 via TCP/IP");
+    let p = site
+        .get(&site.absolute(&home))
+        .expect(200)
+        .contains("127.0.0.1 via TCP/IP");
     let token = p.input("token");
     t.push(summary(site, &p, ""));
 
@@ -1236,7 +1275,13 @@ fn phpmyadmin_flow(site: &Site) -> Vec<String> {
             ],
         )
         .expect(200);
-    assert_eq!(json_field(&p, "success"), true, "{}: {}", site.label, p.text());
+    assert_eq!(
+        json_field(&p, "success"),
+        true,
+        "{}: {}",
+        site.label,
+        p.text()
+    );
     t.push(summary(site, &p, ""));
     let p = site
         .post(
@@ -1250,7 +1295,10 @@ fn phpmyadmin_flow(site: &Site) -> Vec<String> {
             ],
         )
         .expect(200);
-    let message = json_field(&p, "message").as_str().unwrap_or_default().to_string();
+    let message = json_field(&p, "message")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         message.contains("hello from spindle") && message.contains("äöü"),
         "{}: {}",
@@ -1308,16 +1356,20 @@ fn phpmyadmin() {
     let sh = host_name("pma", "spindle");
     let nh = host_name("pma", "nginx");
     let _conf = (phpmyadmin_site(&sh, &db), phpmyadmin_site(&nh, &db));
-    let spindle = Site::spindle(sh, Path::new("/usr/share/phpmyadmin"), &[], &[]);
+    // At http://host/phpmyadmin/, as Debian's apache.conf serves it.
+    let docroot = alias_root("phpmyadmin", "/usr/share/phpmyadmin");
+    let spindle = Site::spindle(sh, docroot.path(), &[], &[]).under("/phpmyadmin");
     // Debian's apache.conf denies templates/ and libraries/.
     let nginx = Site::nginx(
         nh,
         &format!(
-            "root /usr/share/phpmyadmin;\n index index.php;\n\
-             location ~ ^/(templates|libraries)/ {{ deny all; }}\n{NGINX_PHP}"
+            "root {};\n index index.php;\n\
+             location ~ ^/phpmyadmin/(templates|libraries)/ {{ deny all; }}\n{NGINX_PHP}",
+            docroot.path().display()
         ),
         &[],
         &[],
-    );
+    )
+    .under("/phpmyadmin");
     same_on_both(&spindle, &nginx, phpmyadmin_flow);
 }
