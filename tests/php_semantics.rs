@@ -195,6 +195,41 @@ fn headers_status_and_cookies() {
     assert_eq!(r.status(), 418);
 }
 
+/// As FPM's send_headers: a CGI `Status:` header sets the status when the
+/// script set none and is never sent on (phpMyAdmin's HTTP authentication
+/// sent `status: 401 Unauthorized` to clients), and a 304 has no
+/// Content-Type (DokuWiki's fetch.php sent one); tests/apps_debian.rs found
+/// both next to nginx + php-fpm.
+#[test]
+fn cgi_status_header_and_304_as_under_fpm() {
+    let s = Server::start(&[]);
+    let get = |case: &str| {
+        client()
+            .get(s.url(&format!("/cgi_status.php?case={case}")))
+            .send()
+            .unwrap()
+    };
+    let r = get("status");
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    assert_eq!(r.text().unwrap(), "not here");
+    let r = get("both");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"test\"");
+    let r = get("set");
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    let r = get("304");
+    assert_eq!(r.status(), 304);
+    assert!(
+        r.headers().get("content-type").is_none(),
+        "{:?}",
+        r.headers()
+    );
+    assert_eq!(r.headers()["etag"], "\"x\"");
+}
+
 #[test]
 fn fatal_errors_give_500_and_reach_the_log() {
     // display_errors off (Debian's production php.ini): 500.
