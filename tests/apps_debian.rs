@@ -50,6 +50,7 @@ const NGINX_PHP: &str = "
 /// whatever port the application puts in its links.
 struct Site {
     label: &'static str,
+    addr: SocketAddr,
     host: String,
     base: String,
     http: Client,
@@ -97,6 +98,7 @@ impl Site {
         let server = Server::start_args(&args, env);
         Site {
             label: "spindle",
+            addr: server.addr,
             base: format!("http://{host}:{}", server.addr.port()),
             http: browser(&host, server.addr),
             host,
@@ -111,6 +113,7 @@ impl Site {
         let addr: SocketAddr = ([127, 0, 0, 1], pair.port).into();
         Site {
             label: "nginx",
+            addr,
             base: format!("http://{host}:{}", pair.port),
             http: browser(&host, addr),
             host,
@@ -657,6 +660,31 @@ fn dokuwiki_flow(site: &Site) -> Vec<String> {
         site.label
     );
     t.push(summary(site, &p, &format!("{} bytes", p.body.len())));
+    // fetch.php answers conditional and range requests itself (304, 206):
+    // the server must pass them through untouched.
+    let etag = p
+        .headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{}: fetch.php sent no ETag", site.label));
+    let p = site.send(
+        "GET fetch.php If-None-Match".into(),
+        site.http
+            .get(site.url("/lib/exe/fetch.php?media=spindle:dot.png"))
+            .header("If-None-Match", etag),
+    );
+    assert_eq!((p.status, p.body.len()), (304, 0), "{}", site.label);
+    t.push(summary(site, &p, ""));
+    let p = site.send(
+        "GET fetch.php Range".into(),
+        site.http
+            .get(site.url("/lib/exe/fetch.php?media=spindle:dot.png"))
+            .header("Range", "bytes=8-15"),
+    );
+    assert_eq!(p.status, 206, "{}", site.label);
+    assert_eq!(p.body, &PNG[8..16], "{}", site.label);
+    t.push(summary(site, &p, ""));
 
     // The template's CSS and JavaScript, built by PHP, and a static image
     // reached through Debian's lib/tpl symlink into /var/lib/dokuwiki.
@@ -1261,7 +1289,9 @@ fn mediawiki() {
 
 /// Debian's phpMyAdmin reads /etc/phpmyadmin/conf.d/*.php (README.Debian);
 /// this snippet sends the site's host to the private MariaDB, and nothing
-/// else anywhere else. A database and user for the site to log in with.
+/// else anywhere else: server 1 with a login form (cookie), server 2 with
+/// HTTP Basic authentication. A database and user for the site to log in
+/// with.
 fn phpmyadmin_site(host: &str, db: &MariaDb) -> Cleanup {
     let name = host.split('.').next().unwrap().replace('-', "_");
     db.database(&name, "pma-db-pass");
@@ -1273,7 +1303,9 @@ fn phpmyadmin_site(host: &str, db: &MariaDb) -> Cleanup {
              $cfg['Servers'][1]['auth_type'] = 'cookie';\n\
              $cfg['Servers'][1]['host'] = '127.0.0.1';\n\
              $cfg['Servers'][1]['connect_type'] = 'tcp';\n\
-             $cfg['Servers'][1]['port'] = '{}';\n}}\n",
+             $cfg['Servers'][1]['port'] = '{0}';\n\
+             $cfg['Servers'][2] = $cfg['Servers'][1];\n\
+             $cfg['Servers'][2]['auth_type'] = 'http';\n}}\n",
             db.port
         ),
     )
@@ -1392,9 +1424,40 @@ fn phpmyadmin_flow(site: &Site) -> Vec<String> {
         .contains("(1, 'hello from spindle')");
     t.push(summary(site, &p, ""));
 
+    // HEAD of a page: the headers of GET, no body.
+    let p = site.send("HEAD /".into(), site.http.head(site.url("/")));
+    assert_eq!((p.status, p.body.len()), (200, 0), "{}", site.label);
+    t.push(summary(site, &p, ""));
+
     // The theme's logo, a static file.
     let p = site.get("/themes/pmahomme/img/logo_left.png").expect(200);
     assert_eq!(p.mime(), "image/png");
+    t.push(summary(site, &p, ""));
+
+    // HTTP authentication: a 401 challenge, then the credentials in
+    // Authorization, which PHP gets as PHP_AUTH_USER and PHP_AUTH_PW.
+    let p = site.get("/index.php?server=2").expect(401);
+    let challenge = p
+        .headers
+        .iter()
+        .any(|(k, v)| k == "www-authenticate" && v.starts_with("Basic"));
+    assert!(challenge, "{}: {:?}", site.label, p.headers);
+    t.push(summary(site, &p, ""));
+    let fresh = Client::builder()
+        .resolve(&site.host, site.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let p = site
+        .send(
+            "GET /index.php?server=2 (basic auth)".into(),
+            fresh
+                .get(site.url("/index.php?server=2"))
+                .basic_auth(&user, Some("pma-db-pass")),
+        )
+        .expect(200)
+        .contains("127.0.0.1 via TCP/IP");
     t.push(summary(site, &p, ""));
 
     // Log out: back to the login form.
