@@ -831,7 +831,7 @@ fn wordpress_flow(site: &Site) -> Vec<String> {
                 ("admin_password2", "wp-admin-pass-1"),
                 ("pw_weak", "on"),
                 ("admin_email", "admin@example.com"),
-                ("blog_public", "0"),
+                ("blog_public", "1"),
                 ("language", ""),
             ],
         )
@@ -932,6 +932,50 @@ fn wordpress_flow(site: &Site) -> Vec<String> {
         .expect(200)
         .contains("A post with <strong>bold</strong>");
     t.push(summary(site, &p, ""));
+    // A post whose slug is not ASCII: its permalink is percent-encoded,
+    // which a front controller's PATH_INFO (decoded) and REQUEST_URI (as
+    // sent) spell differently.
+    let nonce = site
+        .get("/wp-admin/admin-ajax.php?action=rest-nonce")
+        .expect(200)
+        .text();
+    let p = site
+        .send(
+            "POST /wp-json/wp/v2/posts".into(),
+            site.http
+                .post(site.url("/wp-json/wp/v2/posts"))
+                .header("X-WP-Nonce", nonce.trim())
+                .header("Content-Type", "application/json")
+                .body(
+                    serde_json::json!({
+                        "title": "Grüße aus Köln",
+                        "content": "<!-- wp:paragraph --><p>Ein Beitrag.</p><!-- /wp:paragraph -->",
+                        "status": "publish",
+                    })
+                    .to_string(),
+                ),
+        )
+        .expect(201);
+    let link = json_field(&p, "link").as_str().unwrap().to_string();
+    t.push(summary(site, &p, &site.local(&link)));
+    let p = site
+        .get(&link)
+        .expect(200)
+        .contains("Grüße aus Köln")
+        .contains("Ein Beitrag.");
+    t.push(summary(site, &p, ""));
+    // Pages WordPress makes up at paths that are not files.
+    for (path, mime) in [
+        ("/feed/", "application/rss+xml"),
+        ("/wp-sitemap.xml", "application/xml"),
+        ("/robots.txt", "text/plain"),
+        ("/?s=Spindle", "text/html"),
+        ("/wp-json/", "application/json"),
+    ] {
+        let p = site.get(path).expect(200);
+        assert_eq!(p.mime(), mime, "{}: {path}", site.label);
+        t.push(summary(site, &p, ""));
+    }
     let p = site.get("/no-such-post/").expect(404);
     t.push(summary(site, &p, ""));
     let p = site.get(&format!("/wp-json/wp/v2/posts/{id}")).expect(200);
