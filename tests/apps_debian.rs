@@ -18,9 +18,9 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{multipart, Client};
 use support::engines::MariaDb;
@@ -490,8 +490,25 @@ impl Drop for Cleanup {
     }
 }
 
+/// Runs `cmd` to its end, at most two minutes; its stdout. Fails with its
+/// output unless it succeeds.
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let end = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish in 120s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{cmd:?}: {}{}",
@@ -1297,6 +1314,7 @@ fn mediawiki_flow(site: &Site) -> Vec<String> {
 #[test]
 fn mediawiki() {
     need_package("/var/lib/mediawiki/index.php", "mediawiki");
+    need_package("/usr/bin/php8.2", "php8.2-cli");
     let s_wiki = mediawiki_site();
     let n_wiki = mediawiki_site();
     let s_conf = s_wiki

@@ -338,7 +338,13 @@ impl MariaDb {
                 "--socket={}",
                 self.dir.path().join("sock").display()
             ))
-            .args(["-uroot", "--batch", "--skip-column-names", "-e", sql])
+            .args([
+                "-uroot",
+                "--connect-timeout=5",
+                "--batch",
+                "--skip-column-names",
+            ])
+            .args(["-e", sql])
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
