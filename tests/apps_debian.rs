@@ -398,11 +398,16 @@ fn normalize(site: &Site, s: &str) -> String {
     let encoded = site.base.replace(':', "%3A").replace('/', "%2F");
     let host_port = site.base["http://".len()..].split('/').next().unwrap();
     let db = site.host.split('.').next().unwrap().replace('-', "_");
-    s.replace(&site.base, "BASE")
+    let s = s
+        .replace(&site.base, "BASE")
         .replace(&encoded, "BASE")
         .replace(host_port, "HOST")
         .replace(&site.host, "HOST")
-        .replace(&db, "DB")
+        .replace(&db, "DB");
+    // WordPress files uploads by year and month, which may turn between
+    // the two runs.
+    let month = regex::Regex::new(r"/uploads/\d{4}/\d{2}/").unwrap();
+    month.replace_all(&s, "/uploads/YYYY/MM/").into_owned()
 }
 
 /// The page's links, form targets and resources, sorted, with this site's
