@@ -713,6 +713,13 @@ fn dokuwiki_flow(site: &Site) -> Vec<String> {
     let p = site.get("/lib/exe/css.php?t=dokuwiki").expect(200);
     assert!(p.text().contains(".dokuwiki"), "{}: css.php", site.label);
     t.push(summary(site, &p, ""));
+    // The task runner, which pages load as an image: it sends a GIF, then
+    // goes on indexing.
+    let p = site
+        .get("/lib/exe/taskrunner.php?id=spindle:hello")
+        .expect(200);
+    assert_eq!(p.mime(), "image/gif", "{}", site.label);
+    t.push(summary(site, &p, ""));
     let p = site.get("/lib/exe/js.php?t=dokuwiki").expect(200);
     assert!(p.text().contains("DOKU_BASE"), "{}: js.php", site.label);
     t.push(summary(site, &p, ""));
@@ -985,6 +992,11 @@ fn wordpress_flow(site: &Site) -> Vec<String> {
         .expect(200)
         .contains("Grüße aus Köln")
         .contains("Ein Beitrag.");
+    t.push(summary(site, &p, ""));
+    // wp-cron.php answers at once (fastcgi_finish_request()), then runs
+    // the due events.
+    let p = site.get("/wp-cron.php?doing_wp_cron").expect(200);
+    assert!(p.body.is_empty(), "{}: {}", site.label, p.text());
     t.push(summary(site, &p, ""));
     // Pages WordPress makes up at paths that are not files.
     for (path, mime) in [
@@ -1457,6 +1469,49 @@ fn phpmyadmin_flow(site: &Site) -> Vec<String> {
         .to_string();
     assert!(
         message.contains("hello from spindle") && message.contains("äöü"),
+        "{}: {}",
+        site.label,
+        p.text()
+    );
+    t.push(summary(site, &p, ""));
+
+    // Import an uploaded .sql file (the Import tab: multipart, $_FILES).
+    let form = multipart::Form::new()
+        .text("db", user.clone())
+        .text("token", token.clone())
+        .text("import_type", "database")
+        .text("format", "sql")
+        .text("charset_of_file", "utf-8")
+        .text("sql_compatibility", "NONE")
+        .text("noplugin", "")
+        .part(
+            "import_file",
+            multipart::Part::bytes(b"INSERT INTO greeting VALUES (3, 'from a file');\n".to_vec())
+                .file_name("more.sql")
+                .mime_str("application/sql")
+                .unwrap(),
+        );
+    let p = site
+        .post_multipart("/index.php?route=/import", form)
+        .expect(200);
+    t.push(summary(site, &p, ""));
+    let p = site
+        .post(
+            "/index.php?route=/sql",
+            &[
+                ("db", &user),
+                ("token", &token),
+                ("sql_query", "SELECT words FROM greeting WHERE id = 3"),
+                ("ajax_request", "true"),
+            ],
+        )
+        .expect(200);
+    let message = json_field(&p, "message")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("from a file"),
         "{}: {}",
         site.label,
         p.text()
