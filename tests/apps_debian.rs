@@ -3,9 +3,11 @@
 //! set up as its README.Debian says. Every test drives one application
 //! through what a user does (log in, edit, post, upload, query) over HTTP on
 //! both servers, checks each step, and asserts that both servers gave the
-//! same answers: status, content type, redirect target and the parts of the
-//! page a user sees. `scripts/deps.sh test` installs the packages and
-//! mariadb-server; each test starts its own MariaDB.
+//! same answers: status, content type, redirect target, the response headers
+//! applications and browsers act on, the page's title and its links (see
+//! `summary`). `scripts/deps.sh test` installs the packages and
+//! mariadb-server; each test starts its own MariaDB. docs/applications.md
+//! says what was found.
 //!
 //! Each server gets its own instance of the application (its own database
 //! or data directory), named by a unique host name that the client sends in
@@ -108,8 +110,8 @@ impl Site {
     }
 
     /// nginx + php-fpm with `server` as the server block (see NginxFpm).
-    fn nginx(host: String, server: &str, env: &[(&str, &str)], ini: &[(&str, &str)]) -> Site {
-        let pair = NginxFpm::start(server, env, ini);
+    fn nginx(host: String, server: &str, env: &[(&str, &str)]) -> Site {
+        let pair = NginxFpm::start(server, env, &[]);
         let addr: SocketAddr = ([127, 0, 0, 1], pair.port).into();
         Site {
             label: "nginx",
@@ -746,7 +748,6 @@ fn dokuwiki() {
             docroot.path().display()
         ),
         &[],
-        &[],
     )
     .under("/dokuwiki");
     same_on_both(&spindle, &nginx, dokuwiki_flow);
@@ -1095,7 +1096,6 @@ fn wordpress() {
             n_wp.content.path().display()
         ),
         &[],
-        &[],
     );
     same_on_both(&spindle, &nginx, wordpress_flow);
 }
@@ -1358,7 +1358,6 @@ fn mediawiki() {
              location /wiki/ {{ rewrite ^/wiki/ /index.php last; }}\n{NGINX_PHP}"
         ),
         &[("MW_CONFIG_FILE", &n_conf)],
-        &[],
     );
     same_on_both(&spindle, &nginx, mediawiki_flow);
 }
@@ -1609,7 +1608,6 @@ fn phpmyadmin() {
              location ~ ^/phpmyadmin/(templates|libraries)/ {{ deny all; }}\n{NGINX_PHP}",
             docroot.path().display()
         ),
-        &[],
         &[],
     )
     .under("/phpmyadmin");

@@ -5,7 +5,6 @@
 //! installs both.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -111,10 +110,6 @@ impl NginxFpm {
             read("error.log"),
             read("fpm.log")
         )
-    }
-
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 
