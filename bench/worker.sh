@@ -2,7 +2,8 @@
 # Worker mode vs classic mode vs php-fpm + nginx, same run: the hello route
 # of a Symfony HttpKernel app from Debian's packages (php-tests/symfony/),
 # GET /index.php (path info "/"), plus Spindle's plain /hello.php for
-# reference. Requests/s and latency per server, then each Spindle worker's
+# reference, classic and from a bare worker script (the worker-mode path
+# without a framework). Requests/s and latency per server, then each Spindle worker's
 # RSS after the run (worker mode keeps the app booted: it must not grow).
 # Usage: bench/worker.sh [--help]   (as root on Debian 12)
 # Knobs (environment):
@@ -29,6 +30,11 @@ install_deps
 build_spindle
 cp "$ROOT"/php-tests/symfony/*.php "$DOC/"
 echo '<?php echo "Hello, World!";' >"$DOC/hello.php"
+cat >"$DOC/bare-worker.php" <<'PHP'
+<?php
+$hello = static function () { echo "Hello, World!"; };
+while (spindle_handle_request($hello)) {}
+PHP
 
 # Spindle twice: classic (index.php boots the app per request) and worker
 # mode (worker.php boots it once per process).
@@ -52,6 +58,12 @@ SERVERS+=("fpm+nginx=http://127.0.0.1:$NGINX_PORT")
 for s in "${SERVERS[@]}"; do
   [ "$(curl -s "${s#*=}/index.php")" = "Hello, World!" ] || die "${s%%=*}: wrong answer from /index.php"
 done
+# The bare worker script answers hello for every path; measured on
+# /hello.php only, not among the Symfony servers.
+start_spindle_as bare --worker bare-worker.php
+BARE=${SERVERS[-1]#*=}
+unset 'SERVERS[-1]'
+[ "$(curl -s "$BARE/hello.php")" = "Hello, World!" ] || die "bare worker: wrong answer"
 
 RES="$TMP/results" # lines: what server req/s p50 p99 non2xx
 : >"$RES"
@@ -71,6 +83,7 @@ for round in $(seq 1 "$ROUNDS"); do
   log "round $round/$ROUNDS"
   for s in "${SERVERS[@]}"; do measure "symfony:${s%%=*}" "${s#*=}/index.php"; done
   measure "hello.php:classic" "${SERVERS[0]#*=}/hello.php"
+  measure "hello:bare-worker" "$BARE/hello.php"
 done
 
 # Each worker's RSS (kB), after everything above.

@@ -18,7 +18,7 @@ use crate::config::{Listen, Settings};
 use crate::http::{App, ConnInfo, Protocol};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, Supervisor};
-use crate::worker::{Zygote, ZygoteError};
+use crate::worker::{WorkerKind, Zygote, ZygoteError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -115,9 +115,18 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         ),
         None => None,
     };
+    // Worker mode: the first `processes` workers run the worker script (all
+    // of them without --worker-match), the rest serve classic requests.
+    let script_workers = settings.worker_route.as_ref().map_or(0, |w| w.processes);
     let mut workers = Vec::with_capacity(settings.workers);
     for id in 1..=settings.workers as u64 {
-        workers.push(zygote.spawn_worker(id)?);
+        let kind = if id as usize <= script_workers {
+            WorkerKind::Script
+        } else {
+            WorkerKind::Classic
+        };
+        let (sock, pid) = zygote.spawn_worker(id, kind)?;
+        workers.push((sock, pid, kind));
     }
 
     // One runtime thread is a current_thread runtime: no cross-thread

@@ -158,3 +158,28 @@ fn tls_bench_smoke_run() {
     assert!(out.contains("TLS: TLSv1.3 "), "{out}");
     assert!(out.contains("Failures: none"), "{out}");
 }
+
+/// bench/worker.sh (issue 13): a Symfony app's hello route in worker mode,
+/// classic mode and under php-fpm + nginx, plus hello from a bare worker
+/// script. Every row must have answered 2xx only.
+#[test]
+fn worker_bench_smoke_run() {
+    let out = bench(
+        "worker.sh",
+        &[("ROUNDS", "1"), ("DURATION", "1"), ("CONNS", "4")],
+        Duration::from_secs(180),
+    );
+    for row in [
+        "symfony:classic",
+        "symfony:worker",
+        "symfony:fpm+nginx",
+        "hello.php:classic",
+        "hello:bare-worker",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {row} |")))
+            .unwrap_or_else(|| panic!("no {row} row:\n{out}"));
+        assert!(line.ends_with("| 0 |"), "non-2xx answers: {line}");
+    }
+}

@@ -155,3 +155,63 @@ fn every_configuration_error_exits_2_and_runtime_failures_1() {
     );
     assert_eq!(code, Some(1), "{err}");
 }
+
+#[test]
+fn worker_match_options_are_checked_and_named() {
+    // Each case: the extra arguments, the option the message must name and
+    // a word of the reason.
+    for (extra, option, why) in [
+        (
+            &["--worker-match", "/api/*"][..],
+            "--worker-match",
+            "needs --worker",
+        ),
+        (
+            &["--worker", "worker/echo.php", "--worker-processes", "1"],
+            "--worker-processes",
+            "only with --worker-match",
+        ),
+        (
+            &["--worker", "worker/echo.php", "--worker-match", "api/*"],
+            "--worker-match",
+            "starts with /",
+        ),
+        (
+            &["--worker", "worker/echo.php", "--worker-match", "/api/[x"],
+            "--worker-match",
+            "/api/[x",
+        ),
+        (
+            &[
+                "--worker",
+                "worker/echo.php",
+                "--worker-match",
+                "/api/*",
+                "--worker-processes",
+                "3",
+            ],
+            "--worker-processes",
+            "between 1 and 1",
+        ),
+    ] {
+        // Two workers unless the case says otherwise.
+        let mut args = serve(extra);
+        if !extra.contains(&"--workers") {
+            args[5] = "2".into();
+        }
+        let (code, err) = exit_of(&args, &[]);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        let line = last_line(&err);
+        assert!(
+            line.contains(option) && line.contains(why),
+            "{extra:?}: {err}"
+        );
+    }
+    // `serve()` passes --workers 1: one process cannot be both kinds.
+    let (code, err) = exit_of(
+        &serve(&["--worker", "worker/echo.php", "--worker-match", "/api/*"]),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(last_line(&err).contains("--workers"), "{err}");
+}

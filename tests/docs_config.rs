@@ -20,7 +20,7 @@ fn every_serve_option_is_documented() {
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| {
-            w.trim_end_matches([',', '.', ')'])
+            w.trim_end_matches([',', '.', ')', ':'])
                 .split(['=', '['])
                 .next()
                 .unwrap()

@@ -6,98 +6,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use support::sse::Stream;
 use support::{client, Server, TempDir};
-
-/// A raw HTTP/1.1 request whose chunked SSE body is read event by event.
-struct Stream {
-    reader: BufReader<TcpStream>,
-    pending: Vec<u8>,
-    done: bool,
-}
-
-impl Stream {
-    fn open(s: &Server, path: &str, headers: &str) -> Stream {
-        let mut tcp = TcpStream::connect(s.addr).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        write!(
-            tcp,
-            "GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        Stream {
-            reader: BufReader::new(tcp),
-            pending: Vec::new(),
-            done: false,
-        }
-    }
-
-    /// The status line and headers, lower-cased.
-    fn head(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let mut l = String::new();
-            self.reader.read_line(&mut l).unwrap();
-            let l = l.trim_end().to_string();
-            if l.is_empty() {
-                return lines;
-            }
-            lines.push(l.to_lowercase());
-        }
-    }
-
-    fn read_chunk(&mut self) -> bool {
-        if self.done {
-            return false;
-        }
-        let mut size = String::new();
-        if matches!(self.reader.read_line(&mut size), Ok(0) | Err(_)) {
-            self.done = true;
-            return false;
-        }
-        let n = match usize::from_str_radix(size.trim(), 16) {
-            Ok(n) if n > 0 => n,
-            _ => {
-                self.done = true;
-                return false;
-            }
-        };
-        let mut data = vec![0u8; n + 2];
-        if self.reader.read_exact(&mut data).is_err() {
-            self.done = true;
-            return false;
-        }
-        self.pending.extend_from_slice(&data[..n]);
-        true
-    }
-
-    /// The next block of lines up to a blank line, comments included.
-    fn block(&mut self) -> Option<Vec<String>> {
-        loop {
-            if let Some(i) = self.pending.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.pending.drain(..i + 2).collect();
-                let text = String::from_utf8_lossy(&block[..i]).into_owned();
-                return Some(text.split('\n').map(str::to_string).collect());
-            }
-            if !self.read_chunk() {
-                return None;
-            }
-        }
-    }
-
-    /// The next event's field lines; keep-alive comments are skipped.
-    fn event(&mut self) -> Vec<String> {
-        loop {
-            let block = self.block().expect("the stream ended before an event");
-            if !block.iter().all(|l| l.starts_with(':')) {
-                return block;
-            }
-        }
-    }
-}
 
 fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
     let prefix = format!("{name}: ");
@@ -131,7 +45,7 @@ const NEWS: &str = "https://example.com/news";
 #[test]
 fn a_handoff_receives_what_php_publishes_event_by_event() {
     let s = Server::start(&["--hub"]);
-    let mut st = Stream::open(&s, "/hub/subscribe.php?retry=1500", "");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php?retry=1500", "");
     let head = st.head();
     assert!(head[0].starts_with("http/1.1 200"), "{head:?}");
     assert_eq!(header(&head, "content-type"), Some("text/event-stream"));
@@ -174,7 +88,7 @@ fn fifty_handoffs_leave_the_single_worker_free() {
     let mut streams = Vec::new();
     let mut pids = Vec::new();
     for _ in 0..50 {
-        let mut st = Stream::open(&s, "/hub/subscribe.php", "");
+        let mut st = Stream::open_sse(&s, "/hub/subscribe.php", "");
         let head = st.head();
         assert!(head[0].starts_with("http/1.1 200"), "{head:?}\n{}", s.log());
         pids.push(header(&head, "x-worker-pid").unwrap().to_string());
@@ -210,7 +124,7 @@ fn a_handoff_replays_after_last_event_id_and_says_so() {
         published(&s, &[("topic", NEWS), ("data", data), ("id", id)]);
     }
     // The request's Last-Event-ID header, as an EventSource sends it.
-    let mut st = Stream::open(&s, "/hub/subscribe.php", "Last-Event-ID: e1\r\n");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php", "Last-Event-ID: e1\r\n");
     let head = st.head();
     assert_eq!(header(&head, "last-event-id"), Some("e1"), "{head:?}");
     assert_eq!(st.event(), lines(&["id: e2", "data: two"]));
@@ -219,7 +133,7 @@ fn a_handoff_replays_after_last_event_id_and_says_so() {
     assert_eq!(st.event(), lines(&["id: e4", "data: four"]));
 
     // The option wins over the header.
-    let mut st = Stream::open(
+    let mut st = Stream::open_sse(
         &s,
         "/hub/subscribe.php?last_event_id=e3",
         "Last-Event-ID: e1\r\n",
@@ -228,7 +142,7 @@ fn a_handoff_replays_after_last_event_id_and_says_so() {
     assert_eq!(st.event(), lines(&["id: e4", "data: four"]));
 
     // An id the hub does not know: everything kept, and "earliest".
-    let mut st = Stream::open(&s, "/hub/subscribe.php", "Last-Event-ID: nope\r\n");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php", "Last-Event-ID: nope\r\n");
     assert_eq!(header(&st.head(), "last-event-id"), Some("earliest"));
     assert_eq!(st.event(), lines(&["id: e1", "data: one"]));
 }
@@ -237,15 +151,15 @@ fn a_handoff_replays_after_last_event_id_and_says_so() {
 fn private_updates_reach_only_handoffs_allowed_to_see_them() {
     let s = Server::start(&["--hub"]);
     let books = "https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D";
-    let mut allowed = Stream::open(
+    let mut allowed = Stream::open_sse(
         &s,
         &format!("/hub/subscribe.php?topic={books}&private={books}"),
         "",
     );
     allowed.head();
-    let mut public_only = Stream::open(&s, &format!("/hub/subscribe.php?topic={books}"), "");
+    let mut public_only = Stream::open_sse(&s, &format!("/hub/subscribe.php?topic={books}"), "");
     public_only.head();
-    let mut other_private = Stream::open(
+    let mut other_private = Stream::open_sse(
         &s,
         &format!(
             "/hub/subscribe.php?topic={books}&private=https%3A%2F%2Fexample.com%2Fusers%2F%7Bid%7D"
@@ -277,7 +191,7 @@ fn private_updates_reach_only_handoffs_allowed_to_see_them() {
 fn the_scripts_headers_and_output_go_out_before_the_stream() {
     let s = Server::start(&["--hub"]);
     // Echoed, not flushed: the output travels with the head and goes first.
-    let mut st = Stream::open(&s, "/hub/subscribe.php?echo=1", "");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php?echo=1", "");
     let head = st.head();
     assert!(
         head.contains(&"set-cookie: session=abc123".to_string()),
@@ -294,7 +208,7 @@ fn the_scripts_headers_and_output_go_out_before_the_stream() {
 
     // Flushed before spindle_subscribe(): the head left already, and the
     // hub stream continues the open response.
-    let mut st = Stream::open(&s, "/hub/subscribe.php?flush=1", "");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php?flush=1", "");
     let head = st.head();
     assert!(
         head.contains(&"set-cookie: session=abc123".to_string()),
@@ -359,7 +273,7 @@ fn bad_input_throws_with_the_reason() {
         "ValueError: spindle_subscribe(): Argument #2 ($options) has an unknown option \"privat\""
     );
     // The worker that threw is fine: the hub still works.
-    let mut st = Stream::open(&s, "/hub/subscribe.php", "");
+    let mut st = Stream::open_sse(&s, "/hub/subscribe.php", "");
     st.head();
     published(&s, &[("topic", NEWS), ("data", "ok"), ("id", "ok")]);
     assert_eq!(st.event(), lines(&["id: ok", "data: ok"]));
@@ -368,7 +282,7 @@ fn bad_input_throws_with_the_reason() {
 #[test]
 fn mercure_publish_takes_frankenphps_arguments() {
     let s = Server::start(&["--hub"]);
-    let mut st = Stream::open(
+    let mut st = Stream::open_sse(
         &s,
         "/hub/subscribe.php?topic=https%3A%2F%2Fexample.com%2Falt",
         "",
@@ -425,7 +339,7 @@ fn chromium_eventsource_receives_what_php_publishes() {
 #[test]
 fn a_client_leaving_while_php_publishes_ends_the_script() {
     let s = Server::start(&["--hub", "--workers", "1"]);
-    let mut st = Stream::open(&s, "/hub/publish_loop.php", "");
+    let mut st = Stream::open_sse(&s, "/hub/publish_loop.php", "");
     assert!(st.head()[0].starts_with("http/1.1 200"));
     assert!(st.block().is_some());
     drop(st);
@@ -481,7 +395,7 @@ fn with_the_hub_on_classic_streams_still_keep_a_worker_free() {
     // streams rather than at dispatch; a script that streams itself still
     // takes one, and the next stream request is refused.
     let s = Server::start(&["--hub", "--workers", "2"]);
-    let mut classic = Stream::open(&s, "/sse/infinite.php?ms=50", "");
+    let mut classic = Stream::open_sse(&s, "/sse/infinite.php?ms=50", "");
     assert!(classic.head()[0].starts_with("http/1.1 200"));
     assert!(classic.block().is_some());
     for _ in 0..5 {

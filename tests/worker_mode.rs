@@ -750,3 +750,165 @@ while (spindle_handle_request($handler)) {}
     // And the loop goes on.
     assert_eq!(get(&s, "/pub?data=again").0, 200);
 }
+
+/// `--worker-match`: a server with one worker-script process and one
+/// classic process (`--worker-processes 1`), the script taking `/api/*` and
+/// `/app/*`.
+fn matched_server() -> Server {
+    Server::start(&[
+        "--workers",
+        "2",
+        "--worker",
+        "worker/echo.php",
+        "--worker-match",
+        "/api/*",
+        "--worker-match",
+        "/app/*",
+        "--worker-processes",
+        "1",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+}
+
+/// The classic pid.php's answer: (pid, worker id).
+fn classic_pid(s: &Server) -> (String, String) {
+    let (status, body) = get(s, "/pid.php");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.starts_with('{'), "pid.php ran classic: {body}");
+    let f: Vec<&str> = body.split(' ').collect();
+    (f[0].to_string(), f[2].to_string())
+}
+
+#[test]
+fn worker_match_sends_only_matching_paths_to_the_worker_script() {
+    let s = matched_server();
+    // Matching paths go to the worker script, front-controller style:
+    // missing files, an existing .php file, a percent-encoded path.
+    let first = seen(&get(&s, "/api/users?x=1").1);
+    assert_eq!(first["uri"], "/api/users?x=1");
+    let second = seen(&get(&s, "/app/other.php").1);
+    same_boot(&first, &second);
+    let third = seen(&get(&s, "/%61pi/encoded").1);
+    same_boot(&second, &third);
+
+    // The rest is classic: each script runs on its own, in the other
+    // process; a missing path is a plain 404 (no front controller).
+    let (pid, worker_id) = classic_pid(&s);
+    assert_ne!(pid, first["pid"].to_string(), "a classic process");
+    assert_eq!(worker_id, "2");
+    let (status, body) = get(&s, "/hello.php");
+    assert_eq!((status, body.trim()), (200, "Hello, World!"));
+    assert_eq!(get(&s, "/no/such/path").0, 404);
+    // Static files under a matched path are still the master's.
+    let (status, css) = get(&s, "/app/assets/app.css");
+    assert_eq!(status, 200);
+    assert_eq!(
+        css,
+        std::fs::read_to_string(support::fixtures().join("app/assets/app.css")).unwrap()
+    );
+    // The worker script's metrics count only its own requests.
+    assert_eq!(s.metric("spindle_worker_script_requests_total"), Some(3.0));
+    assert_eq!(s.metric("spindle_worker_script_boots_total"), Some(1.0));
+}
+
+#[test]
+fn with_worker_match_each_kind_of_worker_is_replaced_by_its_own_kind() {
+    let s = matched_server();
+    let booted = seen(&get(&s, "/api/a").1);
+    let (classic, _) = classic_pid(&s);
+
+    // The worker script exits: its replacement boots the script again.
+    let (status, _) = get(&s, "/api/b?do=exit");
+    assert_eq!(status, 200);
+    let end = Instant::now() + Duration::from_secs(15);
+    let after = loop {
+        let (status, body) = get(&s, "/api/again");
+        if status == 200 && seen(&body)["pid"] != booted["pid"] {
+            break seen(&body);
+        }
+        assert!(Instant::now() < end, "no fresh worker: {status} {body}");
+    };
+    assert_eq!(after["handled"], 1, "booted afresh: {after}");
+    assert_eq!(
+        classic_pid(&s).0,
+        classic,
+        "the classic process is untouched"
+    );
+
+    // A classic process that crashes comes back classic.
+    let (status, _) = get(&s, "/crash/segv.php");
+    assert_eq!(status, 502);
+    let end = Instant::now() + Duration::from_secs(10);
+    let replaced = loop {
+        let (pid, id) = classic_pid(&s);
+        if pid != classic {
+            break (pid, id);
+        }
+        assert!(Instant::now() < end, "the classic worker was not replaced");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(replaced.1, "2");
+    let still = seen(&get(&s, "/api/c").1);
+    same_boot(&after, &still);
+    assert_eq!(s.metric("spindle_worker_script_boots_total"), Some(2.0));
+
+    // A reload replaces both, each by its own kind.
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get(&s, "/api/d");
+        if status == 200 && seen(&body)["pid"] != still["pid"] {
+            assert_eq!(seen(&body)["handled"], 1, "booted afresh: {body}");
+            break;
+        }
+        assert!(Instant::now() < end, "no reload: {status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    loop {
+        let (pid, id) = classic_pid(&s);
+        if pid != replaced.0 {
+            assert_eq!(id, "2");
+            break;
+        }
+        assert!(Instant::now() < end, "the classic worker was not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// --max-streaming-workers counts each kind of worker on its own: streams
+/// to classic scripts never take the last classic worker, whatever the
+/// worker-script processes do, and the other way round.
+#[test]
+fn with_worker_match_each_kind_keeps_a_worker_free_of_streams() {
+    use support::sse::Stream;
+    let s = Server::start(&[
+        "--workers",
+        "3",
+        "--worker",
+        "worker/echo.php",
+        "--worker-match",
+        "/api/*",
+        "--worker-processes",
+        "1",
+    ]);
+    // Two classic workers: one may stream.
+    let mut classic = Stream::open_sse(&s, "/sse/infinite.php?ms=200", "");
+    assert!(classic.head()[0].starts_with("http/1.1 200"));
+    assert_eq!(classic.event()[0], "id: 1");
+    let mut refused = Stream::open_sse(&s, "/sse/infinite.php", "");
+    let head = refused.head();
+    assert!(head[0].starts_with("http/1.1 503"), "{head:?}");
+    assert!(
+        head.iter().any(|h| h.starts_with("retry-after:")),
+        "{head:?}"
+    );
+    let (status, body) = get(&s, "/hello.php");
+    assert_eq!((status, body.trim()), (200, "Hello, World!"));
+    // The one worker-script process may stream: the classic stream holds
+    // no place among its kind's.
+    let mut script = Stream::open_sse(&s, "/api/events?do=forever", "");
+    assert!(script.head()[0].starts_with("http/1.1 200"));
+    assert_eq!(script.event(), vec!["data: 0".to_string()]);
+    assert_eq!(classic.event()[0], "id: 2", "the classic stream goes on");
+}

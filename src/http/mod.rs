@@ -33,6 +33,7 @@ pub use vars::ConnInfo;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pool::{Job, Pool, ServedBy};
+use crate::worker::WorkerKind;
 use spool::{MemoryLease, SpoolError, Spooled};
 use vars::{BodyPlacement, RequestMessage};
 
@@ -199,11 +200,22 @@ impl App {
         if !is_supported(method) {
             return body::status(StatusCode::NOT_IMPLEMENTED);
         }
+        // Worker mode: PHP requests for these paths go to the worker script
+        // (all of them, or those --worker-match matches), front-controller
+        // style; the others run classic.
+        let kind = match &self.settings.worker_route {
+            Some(w) if w.takes(req.uri().path()) => WorkerKind::Script,
+            _ => WorkerKind::Classic,
+        };
+        let front = match (kind, &self.settings.worker_route) {
+            (WorkerKind::Script, Some(w)) => Some(&w.front),
+            _ => self.settings.front_controller.as_ref(),
+        };
         let route = self.routes.resolve(
             &self.settings.docroot,
             req.uri().path(),
             req.uri().query(),
-            self.settings.front_controller.as_ref(),
+            front,
             self.settings.symlinks,
         );
         match route {
@@ -225,7 +237,7 @@ impl App {
                 }
                 static_files::serve(&self.files, &path, method, req.headers())
             }
-            Route::Script(script) => self.run_php(req, script, conn).await,
+            Route::Script(script) => self.run_php(req, script, kind, conn).await,
         }
     }
 
@@ -233,6 +245,7 @@ impl App {
         &self,
         req: Request<Incoming>,
         script: Script,
+        kind: WorkerKind,
         conn: &ConnInfo,
     ) -> Response<Body> {
         let request_time = SystemTime::now()
@@ -285,7 +298,7 @@ impl App {
             .any(|v| v.as_bytes().windows(17).any(|w| w == b"text/event-stream"));
         // With the hub, a request for a stream may well be a hand-off that
         // frees its worker at once: the slot counts it only if it streams.
-        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left() {
+        if accepts_sse && self.hub.is_none() && !self.pool.stream_slots_left(kind) {
             self.metrics
                 .rejected_streams
                 .fetch_add(1, Ordering::Relaxed);
@@ -302,6 +315,7 @@ impl App {
             accepts_sse,
             head: parts.method == Method::HEAD,
             script: script.filename.to_string_lossy().into(),
+            kind,
         };
         if self.pool.submit(job).is_err() {
             self.metrics

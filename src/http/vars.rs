@@ -160,7 +160,9 @@ impl RequestMessage<'_> {
         // else `/index.php/%postname%/`. With a front controller (or a
         // worker script) Spindle routes as nginx's try_files does, so it
         // says so.
-        let software = if self.settings.front_controller.is_some() {
+        let rewrites =
+            self.settings.front_controller.is_some() || self.settings.worker_route.is_some();
+        let software = if rewrites {
             SERVER_SOFTWARE_REWRITING
         } else {
             crate::SERVER_SOFTWARE

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::http::body::Body;
 use crate::ipc;
+use crate::worker::WorkerKind;
 use slot::{Slot, WorkerConn, RECV_BATCH};
 pub use supervisor::Supervisor;
 
@@ -43,6 +44,8 @@ pub struct Job {
     /// Set when a worker takes the job: until then the HTTP side may give
     /// up on it (--queue-timeout).
     pub dispatched: Arc<AtomicBool>,
+    /// The kind of worker that serves it: the worker script's, or classic.
+    pub kind: WorkerKind,
 }
 
 /// The queue was full.
@@ -56,9 +59,13 @@ pub struct ServedBy(pub u64);
 /// The master's handle on its workers.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    queue: async_channel::Sender<Job>,
+    /// Requests for classic workers, and for the worker script's; with
+    /// only one kind of worker, both are the same queue.
+    classic: async_channel::Sender<Job>,
+    script: async_channel::Sender<Job>,
     supervisor: Arc<Supervisor>,
-    max_streaming_workers: usize,
+    /// --max-streaming-workers, per kind of worker.
+    stream_limits: [usize; 2],
 }
 
 #[derive(Debug, Clone)]
@@ -71,9 +78,11 @@ pub struct PoolConfig {
     pub max_requests: Option<u64>,
     /// Replace a worker, between requests, once its RSS passes this (bytes).
     pub max_worker_rss: Option<u64>,
-    /// Workers that may hold streaming responses at once; requests that
-    /// want `text/event-stream` past it get 503 (--max-streaming-workers).
-    pub max_streaming_workers: usize,
+    /// Workers of each kind that may hold streaming responses at once;
+    /// requests that want `text/event-stream` past it get 503
+    /// (--max-streaming-workers). `None`: all but one of each kind, at
+    /// least one, so that ordinary requests keep a worker.
+    pub max_streaming_workers: Option<usize>,
     /// The hub PHP publishes to and hands subscribers over to (`--hub`).
     pub hub: Option<Arc<crate::hub::Hub>>,
 }
@@ -82,14 +91,34 @@ impl Pool {
     /// Starts one task per worker. Call from inside the tokio runtime.
     pub fn start(
         supervisor: Arc<Supervisor>,
-        workers: Vec<(OwnedFd, Pid)>,
+        workers: Vec<(OwnedFd, Pid, WorkerKind)>,
         config: PoolConfig,
     ) -> io::Result<Pool> {
-        let (tx, rx) = async_channel::bounded(config.queue_size);
+        let classic = async_channel::bounded(config.queue_size);
+        let both_kinds = workers.iter().any(|w| w.2 == WorkerKind::Script)
+            && workers.iter().any(|w| w.2 == WorkerKind::Classic);
+        let script = if both_kinds {
+            async_channel::bounded(config.queue_size)
+        } else {
+            classic.clone()
+        };
+        let mut stream_limits = [0; 2];
+        for kind in [WorkerKind::Classic, WorkerKind::Script] {
+            let n = workers.iter().filter(|w| w.2 == kind).count();
+            stream_limits[kind.index()] = config
+                .max_streaming_workers
+                .unwrap_or_else(|| n.saturating_sub(1).max(1));
+        }
         let (zygote, generation) = supervisor.current();
-        for (i, (sock, pid)) in workers.into_iter().enumerate() {
+        for (i, (sock, pid, kind)) in workers.into_iter().enumerate() {
+            let queue = match kind {
+                WorkerKind::Classic => classic.1.clone(),
+                WorkerKind::Script => script.1.clone(),
+            };
             let slot = Slot {
                 id: i as u64 + 1,
+                kind,
+                stream_limit: stream_limits[kind.index()],
                 conn: WorkerConn::new(sock, pid)?,
                 zygote: zygote.clone(),
                 generation,
@@ -102,34 +131,44 @@ impl Pool {
                 supervisor: supervisor.clone(),
             };
             supervisor.metrics.workers.fetch_add(1, Relaxed);
-            if let Some(w) = supervisor.metrics.worker_script.get() {
+            if let (WorkerKind::Script, Some(w)) = (kind, supervisor.metrics.worker_script.get()) {
                 w.boots.fetch_add(1, Relaxed);
             }
-            tokio::spawn(slot.run(rx.clone()));
+            tokio::spawn(slot.run(queue));
         }
         tokio::spawn(supervisor.clone().watch_zygote());
         Ok(Pool {
-            max_streaming_workers: config.max_streaming_workers,
-            queue: tx,
+            stream_limits,
+            classic: classic.0,
+            script: script.0,
             supervisor,
         })
     }
 
-    /// Queues a request, or refuses it when the queue is full.
+    /// Queues a request for its kind of worker, or refuses it when that
+    /// queue is full.
     pub fn submit(&self, job: Job) -> Result<(), QueueFull> {
-        self.queue.try_send(job).map_err(|_| QueueFull)
+        let queue = match job.kind {
+            WorkerKind::Classic => &self.classic,
+            WorkerKind::Script => &self.script,
+        };
+        queue.try_send(job).map_err(|_| QueueFull)
     }
 
     /// Whether a request that wants `text/event-stream` may still get a
-    /// worker: false once --max-streaming-workers workers hold streams, so
-    /// that ordinary requests keep the rest.
-    pub fn stream_slots_left(&self) -> bool {
-        self.supervisor.streaming.load(Relaxed) < self.max_streaming_workers
+    /// worker of `kind`: false once --max-streaming-workers of them hold
+    /// streams, so that ordinary requests keep the rest.
+    pub fn stream_slots_left(&self, kind: WorkerKind) -> bool {
+        self.supervisor.streaming[kind.index()].load(Relaxed) < self.stream_limits[kind.index()]
     }
 
     /// Requests waiting for a worker.
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        if self.classic.same_channel(&self.script) {
+            self.classic.len()
+        } else {
+            self.classic.len() + self.script.len()
+        }
     }
 
     pub fn supervisor(&self) -> &Arc<Supervisor> {

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::http::body::{self, Body, Chunk};
 use crate::ipc::{self, Decoder};
 use crate::metrics::Metrics;
+use crate::worker::WorkerKind;
 
 use super::Supervisor;
 
@@ -118,15 +119,22 @@ pub(super) struct InFlight {
     pub(super) overran: bool,
 }
 
-/// One worker's place among those that hold streams; given back on drop.
-pub(super) struct StreamPlace(pub(super) Arc<Supervisor>);
+/// One worker's place among those of its kind that hold streams; given
+/// back on drop.
+pub(super) struct StreamPlace {
+    pub(super) supervisor: Arc<Supervisor>,
+    pub(super) kind: WorkerKind,
+}
 
 impl StreamPlace {
     /// Counts a response that turned into a stream though its request did
     /// not ask for one: it cannot be refused any more, but it holds a worker.
-    pub(super) fn take(supervisor: &Arc<Supervisor>) -> StreamPlace {
-        supervisor.streaming.fetch_add(1, Relaxed);
-        StreamPlace(supervisor.clone())
+    pub(super) fn take(supervisor: &Arc<Supervisor>, kind: WorkerKind) -> StreamPlace {
+        supervisor.streaming[kind.index()].fetch_add(1, Relaxed);
+        StreamPlace {
+            supervisor: supervisor.clone(),
+            kind,
+        }
     }
 }
 
@@ -205,7 +213,7 @@ pub(super) fn declared_length(resp: &mut Response<Body>, script: &str) -> Option
 
 impl Drop for StreamPlace {
     fn drop(&mut self) {
-        self.0.streaming.fetch_sub(1, Relaxed);
+        self.supervisor.streaming[self.kind.index()].fetch_sub(1, Relaxed);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::http::body::{self, Body};
 use crate::ipc::{self, Channel, Decoder, Encoder};
 use crate::metrics::Restart;
-use crate::worker::Zygote;
+use crate::worker::{WorkerKind, Zygote};
 
 use super::response::{
     cut, cut_after_sent, declared_length, decode_head, ends_event, make_sse, InFlight, Reply,
@@ -89,6 +89,9 @@ pub(super) const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 pub(super) struct Slot {
     pub(super) id: u64,
+    pub(super) kind: WorkerKind,
+    /// Workers of this kind that may hold streams at once.
+    pub(super) stream_limit: usize,
     pub(super) conn: WorkerConn,
     /// The zygote that forked this slot's worker, and its generation: kept
     /// alive until the worker is replaced.
@@ -146,10 +149,8 @@ impl Slot {
             // tabs connecting at once with 2 workers, though none would
             // have held a worker.
             let stream_place = if job.accepts_sse && self.config.hub.is_none() {
-                if !self
-                    .supervisor
-                    .reserve_stream(self.config.max_streaming_workers)
-                {
+                let place = self.supervisor.reserve_stream(self.kind, self.stream_limit);
+                if place.is_none() {
                     self.supervisor
                         .metrics
                         .rejected_streams
@@ -157,7 +158,7 @@ impl Slot {
                     let _ = job.reply.send(body::too_many_streams());
                     continue;
                 }
-                Some(StreamPlace(self.supervisor.clone()))
+                place
             } else {
                 None
             };
@@ -172,7 +173,7 @@ impl Slot {
                 let result = self.serve(job, stream_place).await;
                 metrics.busy_workers.fetch_sub(1, Relaxed);
                 self.served += 1;
-                if let Some(w) = metrics.worker_script.get() {
+                if let (WorkerKind::Script, Some(w)) = (self.kind, metrics.worker_script.get()) {
                     w.requests.fetch_add(1, Relaxed);
                 }
                 match result {
@@ -283,9 +284,9 @@ impl Slot {
         let mut delay = Duration::from_millis(10);
         loop {
             let (zygote, generation) = self.supervisor.current();
-            let id = self.id;
+            let (id, kind) = (self.id, self.kind);
             let z = zygote.clone();
-            let spawned = tokio::task::spawn_blocking(move || z.spawn_worker(id)).await;
+            let spawned = tokio::task::spawn_blocking(move || z.spawn_worker(id, kind)).await;
             match spawned {
                 Ok(Ok((sock, pid))) => match WorkerConn::new(sock, pid) {
                     Ok(conn) => {
@@ -294,7 +295,9 @@ impl Slot {
                         self.generation = generation;
                         self.served = 0;
                         self.supervisor.metrics.workers.fetch_add(1, Relaxed);
-                        if let Some(w) = self.supervisor.metrics.worker_script.get() {
+                        if let (WorkerKind::Script, Some(w)) =
+                            (self.kind, self.supervisor.metrics.worker_script.get())
+                        {
                             w.boots.fetch_add(1, Relaxed);
                         }
                         return;
@@ -328,6 +331,7 @@ impl Slot {
             head,
             script,
             dispatched,
+            kind,
         } = job;
         // Kept until the worker answers, in case it never read the request.
         let mut undelivered = Some((message, body_fd, dispatched));
@@ -427,6 +431,7 @@ impl Slot {
                         head,
                         script,
                         dispatched,
+                        kind,
                     };
                     return Err(Failure::Undelivered(job, req.stream_place.take()));
                 }
@@ -593,11 +598,10 @@ impl Slot {
                 // past --max-streaming-workers; its script is told the
                 // client left and ends at its next flush.
                 if !end && req.accepts_sse && req.stream_place.is_none() {
-                    if self
-                        .supervisor
-                        .reserve_stream(self.config.max_streaming_workers)
+                    if let Some(place) =
+                        self.supervisor.reserve_stream(self.kind, self.stream_limit)
                     {
-                        req.stream_place = Some(StreamPlace(self.supervisor.clone()));
+                        req.stream_place = Some(place);
                     } else {
                         self.supervisor
                             .metrics
@@ -638,7 +642,7 @@ impl Slot {
                         req.reply = Reply::Streaming(btx);
                         req.stream_gauge = Some(StreamGauge::new(metrics));
                         if req.stream_place.is_none() {
-                            req.stream_place = Some(StreamPlace::take(&self.supervisor));
+                            req.stream_place = Some(StreamPlace::take(&self.supervisor, self.kind));
                         }
                     }
                     Body::Channel(brx)

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use crate::config::PhpSettings;
 use crate::ipc;
 use crate::metrics::Metrics;
-use crate::worker::{Zygote, ZygoteError};
+use crate::worker::{WorkerKind, Zygote, ZygoteError};
+
+use super::response::StreamPlace;
 
 /// What every slot shares: the current zygote, its generation, the metrics.
 #[derive(Debug)]
@@ -22,8 +24,8 @@ pub struct Supervisor {
     pub metrics: Arc<Metrics>,
     pub(super) reviving: tokio::sync::Mutex<()>,
     /// Workers holding a streaming response, or taken for a request that
-    /// wants one; bounded by `max_streaming_workers`.
-    pub(super) streaming: AtomicUsize,
+    /// wants one, per kind of worker; bounded by `max_streaming_workers`.
+    pub(super) streaming: [AtomicUsize; 2],
     /// Set once shutdown begins: Server-Sent Events streams end cleanly.
     pub(super) shutdown: watch::Sender<bool>,
 }
@@ -40,7 +42,7 @@ impl Supervisor {
             php,
             metrics,
             reviving: tokio::sync::Mutex::new(()),
-            streaming: AtomicUsize::new(0),
+            streaming: Default::default(),
             shutdown: watch::Sender::new(false),
         })
     }
@@ -143,12 +145,20 @@ impl Supervisor {
         }
     }
 
-    /// Takes a streaming place for a request that wants a stream; false
-    /// when `max` workers hold streams already.
-    pub(super) fn reserve_stream(&self, max: usize) -> bool {
-        self.streaming
+    /// Takes a streaming place among the workers of `kind` for a request
+    /// that wants a stream; `None` when `max` of them hold streams already.
+    pub(super) fn reserve_stream(
+        self: &Arc<Self>,
+        kind: WorkerKind,
+        max: usize,
+    ) -> Option<StreamPlace> {
+        self.streaming[kind.index()]
             .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-            .is_ok()
+            .ok()
+            .map(|_| StreamPlace {
+                supervisor: self.clone(),
+                kind,
+            })
     }
 }
 

@@ -11,6 +11,25 @@ mod zygote;
 
 pub use zygote::{zygote_process, Zygote, ZygoteArgs, ZygoteError};
 
+/// What a worker process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    /// Each request runs its own script.
+    Classic,
+    /// Requests go to the worker script's handler (`--worker`).
+    Script,
+}
+
+impl WorkerKind {
+    /// For arrays with one entry per kind.
+    pub fn index(self) -> usize {
+        match self {
+            WorkerKind::Classic => 0,
+            WorkerKind::Script => 1,
+        }
+    }
+}
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;

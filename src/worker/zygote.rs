@@ -22,6 +22,7 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid, User};
 
+use super::WorkerKind;
 use crate::config::PhpSettings;
 use crate::ipc::{self, Decoder, Encoder};
 use crate::php;
@@ -214,11 +215,17 @@ impl Zygote {
 
     /// Forks a worker with id `worker_id`; returns the master's end of its
     /// control socket and its pid.
-    pub fn spawn_worker(&self, worker_id: u64) -> Result<(OwnedFd, Pid), ZygoteError> {
+    pub fn spawn_worker(
+        &self,
+        worker_id: u64,
+        kind: WorkerKind,
+    ) -> Result<(OwnedFd, Pid), ZygoteError> {
         let (master_end, worker_end) = ipc::seqpacket_pair()?;
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         let mut m = Encoder::with_capacity(16);
-        m.u8(MSG_SPAWN).u64(worker_id);
+        m.u8(MSG_SPAWN)
+            .u64(worker_id)
+            .u8(u8::from(kind == WorkerKind::Script));
         ipc::send_msg(
             sock.as_raw_fd(),
             &[m.as_slice()],
@@ -408,7 +415,9 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
             }
         };
         let mut d = Decoder::new(&buf[..r.len]);
-        let (Ok(MSG_SPAWN), Ok(worker_id), Some(worker_sock)) = (d.u8(), d.u64(), r.fd) else {
+        let (Ok(MSG_SPAWN), Ok(worker_id), Ok(runs_script), Some(worker_sock)) =
+            (d.u8(), d.u64(), d.u8(), r.fd)
+        else {
             tracing::error!("zygote: unexpected message");
             continue;
         };
@@ -429,7 +438,8 @@ fn zygote_main(sock: OwnedFd, php: &PhpSettings) -> ! {
                         nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)
                     };
                 }
-                super::run(worker_sock, worker_id, php.worker.as_deref())
+                let script = php.worker.as_deref().filter(|_| runs_script == 1);
+                super::run(worker_sock, worker_id, script)
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(worker_sock);

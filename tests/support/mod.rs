@@ -4,6 +4,7 @@
 
 pub mod engines;
 pub mod fpm;
+pub mod sse;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

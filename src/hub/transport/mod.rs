@@ -145,6 +145,51 @@ pub fn build(config: &super::HubConfig) -> Arc<dyn Transport> {
     }
 }
 
+/// The reading side of a transport shared by nodes, one connection at a
+/// time; [`keep_reading`] reconnects it.
+trait Reader: Transport {
+    /// How far the reader got: the last entry read, `None` before the
+    /// first connection loaded the engine's history.
+    type Cursor: Send;
+
+    /// One connection's life: reads what every node stores and gives it to
+    /// the hub, resuming after `last`. Returns `Ok` only once the hub is
+    /// gone; resets `backoff` once connected.
+    fn session<'a>(
+        &'a self,
+        hub: &'a Weak<Hub>,
+        last: &'a mut Option<Self::Cursor>,
+        backoff: &'a mut Backoff,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'a;
+
+    /// The connection was lost: publishes must fail at once until the next.
+    fn disconnected(&self);
+}
+
+/// Keeps `reader` connected until the hub goes away: after each failure,
+/// waits (100 ms doubling to 5 s) and connects again, resuming after the
+/// last entry read, so nothing stored is skipped or delivered twice.
+async fn keep_reading<R: Reader>(reader: Arc<R>, hub: Weak<Hub>) {
+    let mut last = None;
+    let mut backoff = Backoff::new();
+    loop {
+        match reader.session(&hub, &mut last, &mut backoff).await {
+            Ok(()) => return,
+            Err(e) => {
+                reader.disconnected();
+                let health = reader.health();
+                health.error();
+                health.set_up(false);
+                tracing::warn!("hub transport ({}): {e}; reconnecting", health.kind);
+            }
+        }
+        if hub.strong_count() == 0 {
+            return;
+        }
+        backoff.wait().await;
+    }
+}
+
 /// Waits between connection attempts: 100 ms doubling to 5 s.
 #[derive(Debug)]
 struct Backoff(Duration);

@@ -17,7 +17,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
-use super::{Backoff, BoxFuture, Transport, TransportHealth, PUBLISH_TIMEOUT};
+use super::{
+    keep_reading, Backoff, BoxFuture, Reader, Transport, TransportHealth, PUBLISH_TIMEOUT,
+};
 use crate::hub::dispatch::{Event, Hub};
 use crate::hub::{HubConfig, PublishError};
 
@@ -121,28 +123,8 @@ impl Postgres {
         *self.publisher.lock().unwrap_or_else(|p| p.into_inner()) = p;
     }
 
-    async fn run(self: Arc<Self>, hub: Weak<Hub>) {
-        let mut last: Option<i64> = None;
-        let mut backoff = Backoff::new();
-        loop {
-            match self.session(&hub, &mut last, &mut backoff).await {
-                Ok(()) => return,
-                Err(e) => {
-                    self.set_publisher(None);
-                    self.health.error();
-                    self.health.set_up(false);
-                    tracing::warn!("hub transport (postgres): {e}; reconnecting");
-                }
-            }
-            if hub.strong_count() == 0 {
-                return;
-            }
-            backoff.wait().await;
-        }
-    }
-
     /// One connection's life: returns `Ok` only when the hub is gone.
-    async fn session(
+    async fn read(
         &self,
         hub: &Weak<Hub>,
         last: &mut Option<i64>,
@@ -314,10 +296,28 @@ impl Transport for Postgres {
     }
 
     fn start(self: Arc<Self>, hub: Weak<Hub>) {
-        tokio::spawn(self.run(hub));
+        tokio::spawn(keep_reading(self, hub));
     }
 
     fn health(&self) -> &Arc<TransportHealth> {
         &self.health
+    }
+}
+
+impl Reader for Postgres {
+    /// The `seq` of the last row read.
+    type Cursor = i64;
+
+    async fn session<'a>(
+        &'a self,
+        hub: &'a Weak<Hub>,
+        last: &'a mut Option<i64>,
+        backoff: &'a mut Backoff,
+    ) -> Result<(), String> {
+        self.read(hub, last, backoff).await
+    }
+
+    fn disconnected(&self) {
+        self.set_publisher(None);
     }
 }

@@ -16,7 +16,9 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisResult};
 
-use super::{now_ms, Backoff, BoxFuture, Transport, TransportHealth, PUBLISH_TIMEOUT};
+use super::{
+    keep_reading, now_ms, Backoff, BoxFuture, Reader, Transport, TransportHealth, PUBLISH_TIMEOUT,
+};
 use crate::hub::dispatch::{Event, Hub};
 use crate::hub::PublishError;
 
@@ -54,30 +56,8 @@ impl Redis {
         *self.publisher.lock().unwrap_or_else(|p| p.into_inner()) = c;
     }
 
-    async fn run(self: Arc<Self>, hub: Weak<Hub>) {
-        // The id of the last entry this node read; `None` until the first
-        // connection has loaded the stream's tail.
-        let mut last: Option<String> = None;
-        let mut backoff = Backoff::new();
-        loop {
-            match self.session(&hub, &mut last, &mut backoff).await {
-                Ok(()) => return,
-                Err(e) => {
-                    self.set_publisher(None);
-                    self.health.error();
-                    self.health.set_up(false);
-                    tracing::warn!("hub transport (redis): {e}; reconnecting");
-                }
-            }
-            if hub.strong_count() == 0 {
-                return;
-            }
-            backoff.wait().await;
-        }
-    }
-
     /// One connection's life: returns `Ok` only when the hub is gone.
-    async fn session(
+    async fn read(
         &self,
         hub: &Weak<Hub>,
         last: &mut Option<String>,
@@ -211,10 +191,30 @@ impl Transport for Redis {
     }
 
     fn start(self: Arc<Self>, hub: Weak<Hub>) {
-        tokio::spawn(self.run(hub));
+        tokio::spawn(keep_reading(self, hub));
     }
 
     fn health(&self) -> &Arc<TransportHealth> {
         &self.health
+    }
+}
+
+impl Reader for Redis {
+    /// The id of the last stream entry read.
+    type Cursor = String;
+
+    async fn session<'a>(
+        &'a self,
+        hub: &'a Weak<Hub>,
+        last: &'a mut Option<String>,
+        backoff: &'a mut Backoff,
+    ) -> Result<(), String> {
+        self.read(hub, last, backoff)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn disconnected(&self) {
+        self.set_publisher(None);
     }
 }
