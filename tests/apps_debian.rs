@@ -721,6 +721,16 @@ fn dokuwiki_flow(site: &Site) -> Vec<String> {
         .get("/lib/exe/taskrunner.php?id=spindle:hello")
         .expect(200);
     assert_eq!(p.mime(), "image/gif", "{}", site.label);
+    // It says `Connection: Close`; the server, not PHP, owns the connection.
+    let close = p
+        .headers
+        .iter()
+        .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+    assert!(
+        !close,
+        "{}: the task runner closed the connection",
+        site.label
+    );
     t.push(summary(site, &p, ""));
     let p = site.get("/lib/exe/js.php?t=dokuwiki").expect(200);
     assert!(p.text().contains("DOKU_BASE"), "{}: js.php", site.label);
