@@ -1021,6 +1021,24 @@ fn wordpress_flow(site: &Site) -> Vec<String> {
         assert_eq!(p.mime(), mime, "{}: {path}", site.label);
         t.push(summary(site, &p, ""));
     }
+    // WordPress's canonical redirects, and the directory redirect: one hop
+    // each, to the same place on both servers (no loops).
+    for (path, to) in [
+        ("/hello-from-spindle", "/hello-from-spindle/"),
+        ("/index.php", "/"),
+        ("/wp-admin", "/wp-admin/"),
+    ] {
+        let p = site.get(path);
+        let location = site.local(p.location.as_deref().unwrap_or_default());
+        assert_eq!(
+            (p.status, location.as_str()),
+            (301, to),
+            "{}: {path}",
+            site.label
+        );
+        t.push(format!("GET {path} -> {} {location}", p.status));
+        site.get(&site.absolute(&p.location.unwrap())).expect(200);
+    }
     let p = site.get("/no-such-post/").expect(404);
     t.push(summary(site, &p, ""));
     let p = site.get(&format!("/wp-json/wp/v2/posts/{id}")).expect(200);
