@@ -361,7 +361,8 @@ fn summary(site: &Site, page: &Page, extra: &str) -> String {
 /// The response headers an application or a browser acts on: cookies
 /// (name and attributes), caching, downloads, security policies. Headers
 /// that the two servers set of their own accord (Date, Server, framing,
-/// ETag and Last-Modified of static files) are left out.
+/// nginx's `Connection: keep-alive`, ETag and Last-Modified of static
+/// files) are left out; Content-Type and Location are compared on their own.
 fn headers(site: &Site, page: &Page) -> String {
     let tokens = regex::Regex::new(r"[0-9a-f]{10,}|\b\d{9,}\b|nonce-[^' ]+").unwrap();
     let mut out = Vec::new();
