@@ -131,19 +131,40 @@ static int sapi_spindle_header_handler(sapi_header_struct *header, sapi_header_o
     return SAPI_HEADER_ADD;
 }
 
+static int is_header(const sapi_header_struct *h, const char *name, size_t len)
+{
+    return h->header_len > len && strncasecmp(h->header, name, len) == 0;
+}
+
 static int sapi_spindle_send_headers(sapi_headers_struct *headers)
 {
     if (!spindle_cb) {
         return SAPI_HEADER_SENT_SUCCESSFULLY;
     }
+    int code = headers->http_response_code ? headers->http_response_code : 200;
+    /* As FPM's send_headers (fpm_main.c), which applications written for
+     * CGI and FPM rely on (phpMyAdmin sends "Status: 401 Unauthorized"):
+     * a CGI "Status:" header is never sent on; the first one sets the
+     * status when the script set no other (PHP only parses "HTTP/1.x NNN"
+     * lines itself). A 304 carries no Content-Type. */
+    int status_seen = code != 200;
     zend_llist_position pos;
     sapi_header_struct *h = zend_llist_get_first_ex(&headers->headers, &pos);
     while (h) {
-        spindle_cb->header(spindle_cb->ctx, h->header, h->header_len);
+        if (is_header(h, "status:", 7)) {
+            if (!status_seen) {
+                status_seen = 1;
+                int parsed = atoi(h->header + 7);
+                if (parsed >= 100 && parsed <= 999) {
+                    code = parsed;
+                }
+            }
+        } else if (!(headers->http_response_code == 304 && is_header(h, "content-type:", 13))) {
+            spindle_cb->header(spindle_cb->ctx, h->header, h->header_len);
+        }
         h = zend_llist_get_next_ex(&headers->headers, &pos);
     }
-    spindle_cb->headers_done(spindle_cb->ctx, headers->http_response_code ? headers->http_response_code : 200,
-                     !content_type_set);
+    spindle_cb->headers_done(spindle_cb->ctx, code, !content_type_set);
     return SAPI_HEADER_SENT_SUCCESSFULLY;
 }
 

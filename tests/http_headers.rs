@@ -59,3 +59,36 @@ fn forwarded_wins_over_x_forwarded_from_a_trusted_proxy() {
     assert_eq!(v["server"]["REMOTE_ADDR"], "203.0.113.7", "{}", v["server"]);
     assert_eq!(v["server"]["HTTP_HOST"], "xf.example", "{}", v["server"]);
 }
+
+/// nginx never passes a FastCGI reply's connection-level headers on; neither
+/// does Spindle. DokuWiki's task runner, an image on every page, sends
+/// `Connection: Close` (tests/apps_debian.rs): passed on, it closed the
+/// browser's keep-alive connection each time.
+#[test]
+fn connection_headers_from_php_are_not_passed_on() {
+    use std::io::{Read, Write};
+    let s = Server::start(&[]);
+    let mut tcp = std::net::TcpStream::connect(s.addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..2 {
+        tcp.write_all(b"GET /hop_headers.php HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        // The answer is small: read until its 3-byte body is in.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"\r\n\r\nGIF") {
+            let n = tcp
+                .read(&mut buf)
+                .expect("a second answer on the same connection");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        for name in ["connection:", "keep-alive:", "upgrade:"] {
+            assert!(!head.contains(name), "{name} passed on: {head}");
+        }
+        assert!(head.contains("content-type: image/gif"), "{head}");
+    }
+}

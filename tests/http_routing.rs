@@ -185,6 +185,44 @@ fn front_controller_serves_every_non_file_path() {
     );
 }
 
+/// Debian's WordPress is served from a directory of links into
+/// /usr/share/wordpress (tests/apps_debian.rs): a front controller that is a
+/// symlink to a script outside the document root must be accepted, as nginx's
+/// `try_files ... /index.php` accepts it, unless `--symlinks inside`.
+#[test]
+fn front_controller_may_be_a_symlink() {
+    let dir = TempDir::new("front-link");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::copy(
+        support::fixtures().join("app/index.php"),
+        dir.path().join("real-index.php"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real-index.php"), root.join("index.php")).unwrap();
+    let s = Server::start_in(&root, &["--front-controller", "index.php"]);
+    let r = client().get(s.url("/2024/hello/")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(v["script_name"], "/index.php");
+    assert_eq!(v["request_uri"], "/2024/hello/");
+    drop(s);
+
+    let root = root.display().to_string();
+    let (ok, err) = support::run_to_exit(&[
+        "serve",
+        &root,
+        "--front-controller",
+        "index.php",
+        "--symlinks",
+        "inside",
+    ]);
+    assert!(!ok && err.contains("--front-controller"), "{err}");
+    let (ok, err) =
+        support::run_to_exit(&["serve", &root, "--front-controller", "../real-index.php"]);
+    assert!(!ok && err.contains("--front-controller"), "{err}");
+}
+
 #[test]
 fn byte_ranges_of_static_files() {
     let dir = TempDir::new("ranges");

@@ -18,6 +18,29 @@ fn hello_world_has_content_length_and_type() {
     assert_eq!(r.text().unwrap(), "Hello, World!");
 }
 
+/// WordPress offers pretty permalinks (`/%postname%/`) only when
+/// SERVER_SOFTWARE names nginx or Apache, and `/index.php/%postname%/` to
+/// anything else (tests/apps_debian.rs found it). With a front controller
+/// Spindle routes as nginx's try_files does and says so; without one, paths
+/// that are not files get 404 and it does not.
+#[test]
+fn server_software_says_nginx_compatible_with_a_front_controller() {
+    let software = |s: &Server| {
+        let v = json(client().get(s.url("/info.php")).send().unwrap());
+        v["server"]["SERVER_SOFTWARE"].as_str().unwrap().to_string()
+    };
+    let plain = software(&Server::start(&[]));
+    assert!(
+        plain.starts_with("Spindle/") && !plain.contains("nginx"),
+        "{plain}"
+    );
+    let front = software(&Server::start(&["--front-controller", "index.php"]));
+    assert!(
+        front.starts_with("Spindle/") && front.contains("nginx"),
+        "{front}"
+    );
+}
+
 #[test]
 fn server_variables_are_the_cgi_set() {
     let s = Server::start(&[]);
@@ -170,6 +193,41 @@ fn headers_status_and_cookies() {
 
     let r = client().get(s.url("/status.php?code=418")).send().unwrap();
     assert_eq!(r.status(), 418);
+}
+
+/// As FPM's send_headers: a CGI `Status:` header sets the status when the
+/// script set none and is never sent on (phpMyAdmin's HTTP authentication
+/// sent `status: 401 Unauthorized` to clients), and a 304 has no
+/// Content-Type (DokuWiki's fetch.php sent one); tests/apps_debian.rs found
+/// both next to nginx + php-fpm.
+#[test]
+fn cgi_status_header_and_304_as_under_fpm() {
+    let s = Server::start(&[]);
+    let get = |case: &str| {
+        client()
+            .get(s.url(&format!("/cgi_status.php?case={case}")))
+            .send()
+            .unwrap()
+    };
+    let r = get("status");
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    assert_eq!(r.text().unwrap(), "not here");
+    let r = get("both");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"test\"");
+    let r = get("set");
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("status").is_none(), "{:?}", r.headers());
+    let r = get("304");
+    assert_eq!(r.status(), 304);
+    assert!(
+        r.headers().get("content-type").is_none(),
+        "{:?}",
+        r.headers()
+    );
+    assert_eq!(r.headers()["etag"], "\"x\"");
 }
 
 #[test]

@@ -146,7 +146,7 @@ impl ServeArgs {
         let front_controller = self
             .front_controller
             .as_deref()
-            .map(|rel| resolve_front_controller(&docroot, rel))
+            .map(|rel| resolve_front_controller(&docroot, rel, self.symlinks))
             .transpose()?;
         let worker_route =
             self.resolve_worker_route(&docroot, worker.as_deref(), &front_controller, workers)?;
@@ -338,7 +338,16 @@ fn resolve_worker(docroot: &Path, given: &Path) -> Result<PathBuf, ConfigError> 
     Ok(path)
 }
 
-fn resolve_front_controller(docroot: &Path, rel: &Path) -> Result<FrontController, ConfigError> {
+/// The front controller named relative to the document root. `..` may not
+/// climb out of it; a symlink is followed as `--symlinks` says, as for the
+/// scripts a URL names (Debian's WordPress is served from a directory of
+/// links into /usr/share/wordpress, index.php included). SCRIPT_NAME is the
+/// name given, not the link's target.
+fn resolve_front_controller(
+    docroot: &Path,
+    rel: &Path,
+    symlinks: Symlinks,
+) -> Result<FrontController, ConfigError> {
     let rel_str = rel.to_string_lossy();
     let trimmed = rel_str.trim_start_matches('/');
     let filename = docroot.join(trimmed).canonicalize().map_err(|e| {
@@ -347,19 +356,27 @@ fn resolve_front_controller(docroot: &Path, rel: &Path) -> Result<FrontControlle
             format!("{}: {e}", docroot.join(trimmed).display()),
         )
     })?;
-    if !filename.starts_with(docroot) || !filename.is_file() {
+    let mut script_name = String::new();
+    let mut inside = true;
+    for c in Path::new(trimmed).components() {
+        match c {
+            std::path::Component::Normal(s) => {
+                script_name.push('/');
+                script_name.push_str(&s.to_string_lossy());
+            }
+            std::path::Component::CurDir => {}
+            _ => inside = false,
+        }
+    }
+    if symlinks == Symlinks::Inside && !filename.starts_with(docroot) {
+        inside = false;
+    }
+    if !inside || !filename.is_file() {
         return Err(bad(
             "--front-controller",
             format!("{rel_str} must be a file inside the document root"),
         ));
     }
-    let script_name = format!(
-        "/{}",
-        filename
-            .strip_prefix(docroot)
-            .expect("checked above")
-            .to_string_lossy()
-    );
     Ok(FrontController {
         filename,
         script_name,

@@ -11,6 +11,11 @@ use super::route::Script;
 use crate::config::Settings;
 use crate::ipc::{self, Encoder};
 
+/// SERVER_SOFTWARE when every path that is not a file goes to a front
+/// controller.
+const SERVER_SOFTWARE_REWRITING: &str =
+    concat!("Spindle/", env!("CARGO_PKG_VERSION"), " (nginx-compatible)");
+
 /// The connection a request came in on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -149,11 +154,20 @@ impl RequestMessage<'_> {
         };
         var(&mut e, b"SERVER_PROTOCOL", protocol);
         var(&mut e, b"GATEWAY_INTERFACE", b"CGI/1.1");
-        var(
-            &mut e,
-            b"SERVER_SOFTWARE",
-            crate::SERVER_SOFTWARE.as_bytes(),
-        );
+        // Applications ask SERVER_SOFTWARE whether paths that are not files
+        // reach index.php: WordPress offers `/%postname%/` permalinks only
+        // to "nginx" (try_files) or Apache (mod_rewrite), and to anything
+        // else `/index.php/%postname%/`. With a front controller (or a
+        // worker script) Spindle routes as nginx's try_files does, so it
+        // says so.
+        let rewrites =
+            self.settings.front_controller.is_some() || self.settings.worker_route.is_some();
+        let software = if rewrites {
+            SERVER_SOFTWARE_REWRITING
+        } else {
+            crate::SERVER_SOFTWARE
+        };
+        var(&mut e, b"SERVER_SOFTWARE", software.as_bytes());
         // A proxy's host is believed only when it is a plain host[:port],
         // as the client's own Host must be (validate.rs): SERVER_NAME and
         // HTTP_HOST end up in pages and URLs.

@@ -297,9 +297,13 @@ pub(super) fn decode_head(d: &mut Decoder<'_>) -> Result<Head, ipc::DecodeError>
         let name = HeaderName::from_bytes(line[..colon].trim_ascii());
         let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
         match (name, value) {
-            // Spindle frames the response itself (issue 9, item 4).
-            (Ok(n), Ok(_)) if n == http::header::TRANSFER_ENCODING => {
-                tracing::debug!("dropping Transfer-Encoding from PHP");
+            // Spindle frames the response itself (issue 9, item 4) and owns
+            // the connection: as nginx, it never passes on PHP's
+            // connection-level headers (DokuWiki's task runner sends
+            // `Connection: Close`, which closed the client's keep-alive
+            // connection on every page view).
+            (Ok(n), Ok(_)) if is_hop_by_hop(&n) => {
+                tracing::debug!("dropping {n} from PHP");
             }
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
@@ -315,6 +319,14 @@ pub(super) fn decode_head(d: &mut Decoder<'_>) -> Result<Head, ipc::DecodeError>
         headers,
         default_content_type: flags & ipc::HEAD_DEFAULT_CONTENT_TYPE != 0,
     })
+}
+
+/// Headers about one connection (RFC 9110 7.6.1), not the response.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name)
+        || name == "keep-alive"
+        || name == "proxy-connection"
 }
 
 #[cfg(test)]

@@ -236,3 +236,132 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// A private MariaDB server (tests/apps_debian.rs): its own data directory
+/// (`mariadb-install-db`), socket and loopback port, no binary log, no
+/// fsync. Root has no password on the socket and on 127.0.0.1; `database`
+/// adds a database and a user that owns it, as Debian's setup scripts do.
+/// `scripts/deps.sh test` installs mariadb-server.
+pub struct MariaDb {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl MariaDb {
+    pub fn start() -> MariaDb {
+        let dir = TempDir::new("mariadb");
+        let data = dir.path().join("data");
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        // mariadbd refuses to run as root unless told to; as another user
+        // it runs as that user.
+        if nix::unistd::geteuid().is_root() {
+            install.arg("--user=root");
+        }
+        let out = install
+            .output()
+            .expect("mariadb-install-db (scripts/deps.sh test installs mariadb-server)");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut server = Command::new("/usr/sbin/mariadbd");
+        server
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .args(["--skip-log-bin", "--innodb-buffer-pool-size=32M"])
+            .args([
+                "--innodb-log-file-size=16M",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
+            .args([
+                "--skip-innodb-doublewrite",
+                "--character-set-server=utf8mb4",
+            ]);
+        if nix::unistd::geteuid().is_root() {
+            server.arg("--user=root");
+        }
+        let child = server
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd (scripts/deps.sh test installs mariadb-server)");
+        let db = MariaDb {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let end = Instant::now() + Duration::from_secs(30);
+        while db.sql("SELECT 1").is_err() {
+            assert!(
+                Instant::now() < end,
+                "mariadbd did not start in 30s: {}",
+                std::fs::read_to_string(db.dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        db
+    }
+
+    /// Creates `name` and a user `name`@127.0.0.1 with `password` and every
+    /// right on it (applications connect over TCP).
+    pub fn database(&self, name: &str, password: &str) {
+        self.sql(&format!(
+            "CREATE DATABASE `{name}`; \
+             CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON `{name}`.* TO '{name}'@'127.0.0.1'"
+        ))
+        .unwrap();
+    }
+
+    /// Runs `sql` as root over the socket; its tab-separated output, or the
+    /// error.
+    pub fn sql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("sock").display()
+            ))
+            .args([
+                "-uroot",
+                "--connect-timeout=5",
+                "--batch",
+                "--skip-column-names",
+            ])
+            .args(["-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        // SIGKILL: nothing here is worth a clean shutdown, and the data
+        // directory goes with the TempDir.
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

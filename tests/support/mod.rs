@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod fpm;
 pub mod sse;
 
 use std::io::{BufRead, BufReader, Read, Write};
