@@ -467,7 +467,7 @@ where
             return Poll::Ready(Err(crate::Error::new_unexpected_message()));
         }
 
-        let num_read = ready!(self.force_io_read(cx)).map_err(crate::Error::new_io)?;
+        let num_read = ready!(self.force_io_read(cx, false)).map_err(crate::Error::new_io)?;
 
         if num_read == 0 {
             let ret = if self.should_error_on_eof() {
@@ -498,7 +498,12 @@ where
             return Poll::Pending;
         }
 
-        let num_read = ready!(self.force_io_read(cx)).map_err(crate::Error::new_io)?;
+        // Mid-message with nothing to read (a request being answered, a
+        // response body being streamed, which can last as long as the
+        // connection), this read only notices the peer closing: it needs no
+        // read buffer of its own. The next message's head gets a fresh one,
+        // as it would anyway while the last head's bytes are still shared.
+        let num_read = ready!(self.force_io_read(cx, true)).map_err(crate::Error::new_io)?;
 
         if num_read == 0 {
             trace!("found unexpected EOF on busy connection: {:?}", self.state);
@@ -509,10 +514,14 @@ where
         }
     }
 
-    fn force_io_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn force_io_read(&mut self, cx: &mut Context<'_>, idle: bool) -> Poll<io::Result<usize>> {
         debug_assert!(!self.state.is_read_closed());
 
-        let result = ready!(self.io.poll_read_from_io(cx));
+        let result = ready!(if idle {
+            self.io.poll_read_idle(cx)
+        } else {
+            self.io.poll_read_from_io(cx)
+        });
         Poll::Ready(result.map_err(|e| {
             trace!(error = %e, "force_io_read; io error");
             self.state.close();
@@ -650,7 +659,12 @@ where
             Ok(encoder) => {
                 debug_assert!(self.state.cached_headers.is_none());
                 debug_assert!(head.headers.is_empty());
-                self.state.cached_headers = Some(head.headers);
+                // The map is kept for the next message's headers, but not
+                // across a streamed (chunked) body, which may be written for
+                // as long as the connection lives.
+                if !encoder.is_chunked() {
+                    self.state.cached_headers = Some(head.headers);
+                }
 
                 #[cfg(feature = "client")]
                 {

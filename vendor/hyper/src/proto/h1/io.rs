@@ -267,6 +267,38 @@ where
         }
     }
 
+    /// Reads only to notice the peer closing or sending more, while a
+    /// message is being written and none is expected: an empty read buffer
+    /// is released first and the read goes to a small stack buffer, so that
+    /// a connection streaming a long response (server-sent events, say)
+    /// does not hold `INIT_BUFFER_SIZE` bytes for as long as it stays open.
+    /// Whatever arrives is kept in the read buffer, as
+    /// `poll_read_from_io` would keep it.
+    pub(crate) fn poll_read_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.read_buf.is_empty() {
+            return self.poll_read_from_io(cx);
+        }
+        if self.read_buf.capacity() != 0 {
+            self.read_buf = BytesMut::new();
+        }
+        self.read_blocked = false;
+        let mut small = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut small);
+        match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                trace!("received {} bytes while idle", n);
+                self.read_buf.extend_from_slice(buf.filled());
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.read_blocked = true;
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
     pub(crate) fn into_inner(self) -> (T, Bytes) {
         (self.io, self.read_buf.freeze())
     }
@@ -298,6 +330,7 @@ where
                 self.write_buf.advance(n);
                 debug!("flushed {} bytes", n);
                 if self.write_buf.remaining() == 0 {
+                    self.write_buf.release_headers();
                     break;
                 } else if n == 0 {
                     trace!(
@@ -321,7 +354,7 @@ where
             debug!("flushed {} bytes", n);
             self.write_buf.headers.advance(n);
             if self.write_buf.headers.remaining() == 0 {
-                self.write_buf.headers.reset();
+                self.write_buf.release_headers();
                 break;
             } else if n == 0 {
                 trace!(
@@ -535,11 +568,22 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            headers: Cursor::new(Vec::with_capacity(INIT_BUFFER_SIZE)),
+            // Allocated when first written to, released when flushed
+            // (`release_headers`): an idle connection holds none.
+            headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
             strategy,
         }
+    }
+
+    /// Frees the headers buffer once everything in it was written. A
+    /// connection keeps no write buffer between messages (or between the
+    /// chunks of a long streamed body); the next message allocates the few
+    /// hundred bytes its head needs.
+    fn release_headers(&mut self) {
+        debug_assert_eq!(self.headers.remaining(), 0);
+        self.headers = Cursor::new(Vec::new());
     }
 
     fn set_strategy(&mut self, strategy: WriteStrategy) {
@@ -891,6 +935,8 @@ mod tests {
         let b = |s: &str| Cursor::new(s.as_bytes().to_vec());
 
         let mut write_buf = WriteBuf::<Cursor<Vec<u8>>>::new(WriteStrategy::Flatten);
+        // The buffer starts empty; give it room, as a message head would.
+        write_buf.headers.bytes.reserve(INIT_BUFFER_SIZE);
 
         write_buf.buffer(b("hello "));
         write_buf.buffer(b("world, "));
@@ -902,7 +948,7 @@ mod tests {
 
         assert_eq!(write_buf.chunk(), b", ");
         assert_eq!(write_buf.headers.pos, 11);
-        assert_eq!(write_buf.headers.bytes.capacity(), INIT_BUFFER_SIZE);
+        assert!(write_buf.headers.bytes.capacity() >= INIT_BUFFER_SIZE);
 
         // there's still room in the headers buffer, so just push on the end
         write_buf.buffer(b("it's hyper!"));
