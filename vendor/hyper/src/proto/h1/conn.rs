@@ -868,6 +868,13 @@ where
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        // Between the chunks of a streamed body, which may be written for
+        // as long as the connection lives (server-sent events), keep no
+        // write buffer; a connection between messages keeps its buffer for
+        // the next head.
+        if let Writing::Body(..) = self.state.writing {
+            self.io.release_write_buf();
+        }
         self.try_keep_alive(cx);
         trace!("flushed({}): {:?}", T::LOG, self.state);
         Poll::Ready(Ok(()))

@@ -299,6 +299,14 @@ where
         }
     }
 
+    /// Frees the write buffer if everything in it was written: for a
+    /// connection that may now wait a long time between writes.
+    pub(crate) fn release_write_buf(&mut self) {
+        if self.write_buf.remaining() == 0 && self.write_buf.headers.bytes.capacity() != 0 {
+            self.write_buf.headers = Cursor::new(Vec::new());
+        }
+    }
+
     pub(crate) fn into_inner(self) -> (T, Bytes) {
         (self.io, self.read_buf.freeze())
     }
@@ -330,7 +338,6 @@ where
                 self.write_buf.advance(n);
                 debug!("flushed {} bytes", n);
                 if self.write_buf.remaining() == 0 {
-                    self.write_buf.release_headers();
                     break;
                 } else if n == 0 {
                     trace!(
@@ -354,7 +361,7 @@ where
             debug!("flushed {} bytes", n);
             self.write_buf.headers.advance(n);
             if self.write_buf.headers.remaining() == 0 {
-                self.write_buf.release_headers();
+                self.write_buf.headers.reset();
                 break;
             } else if n == 0 {
                 trace!(
@@ -568,22 +575,14 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            // Allocated when first written to, released when flushed
-            // (`release_headers`): an idle connection holds none.
+            // Allocated when first written to, as large as the heads and
+            // flattened bodies written need, and released while a body is
+            // streamed (`release_write_buf`).
             headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
             strategy,
         }
-    }
-
-    /// Frees the headers buffer once everything in it was written. A
-    /// connection keeps no write buffer between messages (or between the
-    /// chunks of a long streamed body); the next message allocates the few
-    /// hundred bytes its head needs.
-    fn release_headers(&mut self) {
-        debug_assert_eq!(self.headers.remaining(), 0);
-        self.headers = Cursor::new(Vec::new());
     }
 
     fn set_strategy(&mut self, strategy: WriteStrategy) {
