@@ -124,9 +124,10 @@ impl App {
         let conn = Arc::new(conn);
         let app = self.clone();
         // Boxed: hyper keeps room for the service's future for as long as the
-        // connection lives (3 KiB for this one, mostly `run_php`'s state),
-        // even while no request is in flight, as on a hub subscriber's
-        // connection. A box lives only while its request does.
+        // connection lives (3.2 KiB for this one: the PHP and hub handlers'
+        // states), even while no request is in flight, as on a hub
+        // subscriber's connection. A box lives only while its request does;
+        // it costs a request ~1,000 instructions (docs/benchmarks.md, "Hub").
         let service = service_fn(move |req| {
             let app = app.clone();
             let conn = conn.clone();
