@@ -25,6 +25,8 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Chunk>),
+    /// A hub subscriber's stream.
+    Queue(crate::hub::queue::Receiver),
     File(ReaderStream<tokio::io::Take<tokio::fs::File>>),
     /// A streamed body whose end (or abandonment) is reported.
     Tracked(Box<Tracked>),
@@ -88,6 +90,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
+            Body::Queue(rx) => rx.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c)))),
             Body::File(s) => Pin::new(s)
                 .poll_next(cx)
                 .map(|c| c.map(|c| c.map(Frame::data))),

@@ -124,10 +124,15 @@ impl App {
     {
         let conn = Arc::new(conn);
         let app = self.clone();
+        // Boxed: hyper keeps room for the service's future for as long as the
+        // connection lives (3.2 KiB for this one: the PHP and hub handlers'
+        // states), even while no request is in flight, as on a hub
+        // subscriber's connection. A box lives only while its request does;
+        // it costs a request ~1,000 instructions (docs/benchmarks.md, "Hub").
         let service = service_fn(move |req| {
             let app = app.clone();
             let conn = conn.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, &conn).await) }
+            Box::pin(async move { Ok::<_, Infallible>(app.handle(req, &conn).await) })
         });
         // HTTP/1.1, or HTTP/2 when the client starts with its preface: chosen
         // by ALPN on TLS, by prior knowledge (h2c) on plain listeners.

@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::mpsc;
 
 use super::history::History;
+use super::queue::{self, TrySendError};
 use super::topics::Selector;
 use super::transport::{self, Transport, TransportHealth};
 use super::{Handoff, HubConfig, PublishError, SubscribeError, Update};
-use crate::http::body::{Body, Chunk, Tracked};
+use crate::http::body::{Body, Tracked};
 
 /// One published update, encoded once as an SSE frame.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ struct State {
 struct Subscriber {
     selectors: Vec<Selector>,
     private: Vec<Selector>,
-    tx: mpsc::Sender<Chunk>,
+    tx: queue::Sender,
     /// Something was sent since the last keep-alive tick.
     active: bool,
     expires: Option<Instant>,
@@ -204,7 +204,7 @@ impl Hub {
             }
             if keepalive {
                 if !s.active {
-                    let _ = s.tx.try_send(Ok(Bytes::from_static(KEEPALIVE)));
+                    let _ = s.tx.try_send(Bytes::from_static(KEEPALIVE));
                 }
                 s.active = false;
             }
@@ -345,17 +345,17 @@ impl Hub {
             if !s.wants(event) {
                 continue;
             }
-            match s.tx.try_send(Ok(event.frame.clone())) {
+            match s.tx.try_send(event.frame.clone()) {
                 Ok(()) => {
                     s.active = true;
                     delivered += 1;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(TrySendError::Full) => {
                     self.metrics.dropped_slow.fetch_add(1, Relaxed);
                     tracing::info!(subscriber = %s.urn, "dropping a subscriber that cannot keep up");
                     gone.push(id);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(id),
+                Err(TrySendError::Closed) => gone.push(id),
             }
         }
         self.metrics.deliveries.fetch_add(delivered, Relaxed);
@@ -395,7 +395,7 @@ impl Hub {
             let left = t.duration_since(SystemTime::now()).unwrap_or_default();
             Instant::now() + left
         });
-        let (tx, rx) = mpsc::channel(self.config.queue.max(2));
+        let (tx, rx) = queue::queue(self.config.queue.max(2));
         let id = self.next_subscriber.fetch_add(1, Relaxed);
         let urn = format!("urn:uuid:{}", uuid::Uuid::new_v4());
         let mut st = self.lock();
@@ -438,7 +438,7 @@ impl Hub {
             self.metrics.replays.fetch_add(1, Relaxed);
         }
         if !first.is_empty() {
-            let _ = subscriber.tx.try_send(Ok(first.freeze()));
+            let _ = subscriber.tx.try_send(first.freeze());
         }
         let mut wild = false;
         for s in &subscriber.selectors {
@@ -461,7 +461,7 @@ impl Hub {
         self.announce(&topics, &urn, payload, true);
 
         let hub = Arc::downgrade(self);
-        let body = Body::Tracked(Box::new(Tracked::new(Body::Channel(rx), move |_| {
+        let body = Body::Tracked(Box::new(Tracked::new(Body::Queue(rx), move |_| {
             if let Some(hub) = hub.upgrade() {
                 let gone = hub.remove(&mut hub.lock(), id);
                 hub.announce_gone(gone.into_iter().collect());

@@ -16,6 +16,7 @@
 mod dispatch;
 mod history;
 pub mod protocol;
+pub mod queue;
 pub mod topics;
 pub mod transport;
 
