@@ -33,7 +33,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SPINDLE_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Threads of the master's HTTP runtime [default: one per 4 CPUs, at least 1].
+    /// Threads of the master's HTTP runtime [default: one per 4 CPUs, at
+    /// least 1; with --hub at least 2 on 2 or more CPUs].
     #[arg(long, value_name = "N", env = "SPINDLE_THREADS")]
     pub threads: Option<usize>,
 

@@ -135,7 +135,16 @@ impl ServeArgs {
             Some(0) => return Err(bad("--threads", "must be at least 1")),
             Some(n) if n > 256 => return Err(bad("--threads", format!("{n} is more than 256"))),
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4)),
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // A hub fanning updates out on one thread answers each
+                // subscriber once per update; with two, intake and fan-out
+                // overlap and subscribers find several updates per write:
+                // 3.4x the deliveries/s for the same CPU
+                // (docs/benchmarks.md), for ~5% of hello.php's req/s.
+                let floor = if self.hub && cpus >= 2 { 2 } else { 1 };
+                cpus.div_ceil(4).max(floor)
+            }
         };
         let ini_path = resolve_php_ini(self.php_ini.as_deref())?;
         let worker = self
