@@ -34,7 +34,7 @@ pub struct ServeArgs {
     pub workers: Option<usize>,
 
     /// Threads of the master's HTTP runtime [default: one per 4 CPUs, at
-    /// least 1; with --hub at least 2 on 2 or more CPUs].
+    /// least 1; with --hub at least 2].
     #[arg(long, value_name = "N", env = "SPINDLE_THREADS")]
     pub threads: Option<usize>,
 

@@ -141,8 +141,9 @@ impl ServeArgs {
                 // subscriber once per update; with two, intake and fan-out
                 // overlap and subscribers find several updates per write:
                 // 3.4x the deliveries/s for the same CPU
-                // (docs/benchmarks.md), for ~5% of hello.php's req/s.
-                let floor = if self.hub && cpus >= 2 { 2 } else { 1 };
+                // (docs/benchmarks.md), for ~5% of hello.php's req/s; on
+                // one CPU too (that was measured on one).
+                let floor = if self.hub { 2 } else { 1 };
                 cpus.div_ceil(4).max(floor)
             }
         };
