@@ -172,20 +172,7 @@ fn a_laravel_app_answers_the_same_in_worker_mode_boots_once_and_keeps_sessions_a
 
     // Booted once: one process, one application, for every request;
     // classic mode builds an application per request in the same process.
-    let boots = |s: &Server| -> Vec<(String, String)> {
-        (0..3)
-            .map(|_| {
-                let body = get(s, "/boot").2;
-                let (pid, id) = body.split_once(' ').expect("pid and boot id");
-                (pid.to_string(), id.to_string())
-            })
-            .collect()
-    };
-    let w = boots(&worker);
-    assert!(w.iter().all(|b| *b == w[0]), "worker mode: {w:?}");
-    let k = boots(&classic);
-    assert!(k.iter().all(|b| b.0 == k[0].0), "classic mode: {k:?}");
-    assert!(k[0].1 != k[1].1 && k[1].1 != k[2].1, "classic mode: {k:?}");
+    support::assert_booted_once(&worker, &classic, |s| get(s, "/boot").2);
     assert!(
         worker.log().contains("worker.php booted in"),
         "{}",

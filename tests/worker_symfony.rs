@@ -273,20 +273,7 @@ fn symfony_runtime_serves_the_same_app_in_worker_mode_and_boots_it_once() {
 
     // Booted once: one process, one kernel, for every request; classic
     // mode makes a kernel per request in the same process.
-    let boots = |s: &Server| -> Vec<(String, String)> {
-        (0..3)
-            .map(|_| {
-                let body = get(s, "/boot").2;
-                let (pid, id) = body.split_once(' ').expect("pid and boot id");
-                (pid.to_string(), id.to_string())
-            })
-            .collect()
-    };
-    let w = boots(&worker);
-    assert!(w.iter().all(|b| *b == w[0]), "worker mode: {w:?}");
-    let k = boots(&classic);
-    assert!(k.iter().all(|b| b.0 == k[0].0), "classic mode: {k:?}");
-    assert!(k[0].1 != k[1].1 && k[1].1 != k[2].1, "classic mode: {k:?}");
+    support::assert_booted_once(&worker, &classic, |s| get(s, "/boot").2);
 
     // kernel.reset: the shared counter service starts every request at
     // zero, because the kernel reset it, not because the app was rebuilt.

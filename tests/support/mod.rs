@@ -441,3 +441,23 @@ pub fn chromium(url: &str, profile: &TempDir, extra: &[&str]) -> Child {
         .spawn()
         .expect("chromium is installed by scripts/deps.sh test")
 }
+
+/// Worker mode's "booted once": three answers of `boot` (a page printing
+/// `PID BOOT-ID`) from the worker-mode server are one process and one boot;
+/// from the classic server, one process but a new boot each time.
+pub fn assert_booted_once(worker: &Server, classic: &Server, boot: impl Fn(&Server) -> String) {
+    let boots = |s: &Server| -> Vec<(String, String)> {
+        (0..3)
+            .map(|_| {
+                let body = boot(s);
+                let (pid, id) = body.split_once(' ').expect("pid and boot id");
+                (pid.to_string(), id.to_string())
+            })
+            .collect()
+    };
+    let w = boots(worker);
+    assert!(w.iter().all(|b| *b == w[0]), "worker mode: {w:?}");
+    let k = boots(classic);
+    assert!(k.iter().all(|b| b.0 == k[0].0), "classic mode: {k:?}");
+    assert!(k[0].1 != k[1].1 && k[1].1 != k[2].1, "classic mode: {k:?}");
+}
